@@ -1,0 +1,162 @@
+package vip
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/raftvip/raftvip/test/lab"
+)
+
+// BenchmarkAnnounce measures one announcement burst (burstCount rounds,
+// burstSpacing apart) on a lab interface.
+func BenchmarkAnnounce(b *testing.B) {
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		b.Run(familyName(vip), func(b *testing.B) {
+			l := lab.New(b, 1)
+			var ann *Announcer
+			err := l.RunInNS(l.Node(0), func() error {
+				if err := AddAddress(lab.Iface, vip); err != nil {
+					return err
+				}
+				var err error
+				ann, err = NewAnnouncer(lab.Iface, nil)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ann.Close()
+			for b.Loop() {
+				if err := ann.Announce(vip); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAddRemoveAddress measures putting a VIP on the interface and
+// taking it off again with netlink.
+func BenchmarkAddRemoveAddress(b *testing.B) {
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		b.Run(familyName(vip), func(b *testing.B) {
+			l := lab.New(b, 1)
+			err := l.RunInNS(l.Node(0), func() error {
+				for b.Loop() {
+					if err := AddAddress(lab.Iface, vip); err != nil {
+						return err
+					}
+					if err := RemoveAddress(lab.Iface, vip); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkHandover measures the client-visible outage when a VIP moves
+// between two Holders (release on the old node, then Set on the new one),
+// with the client probing every 5 ms. This is the floor under any failover:
+// no election, no fencing, just addresses and announcements. Each iteration
+// is one move; it reports the gap between the last reply from the old node
+// and the first from the new one (p50 and max, ms).
+func BenchmarkHandover(b *testing.B) {
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		b.Run(familyName(vip), func(b *testing.B) {
+			const port = 7950
+			l := lab.New(b, 2)
+			l.StartEcho(port)
+			holders := make([]*Holder, 2)
+			for i := range holders {
+				err := l.RunInNS(l.Node(i), func() error {
+					var err error
+					holders[i], err = NewHolder(lab.Iface, slog.New(slog.DiscardHandler))
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer holders[i].Close()
+			}
+			if err := holders[0].Set([]netip.Addr{vip}); err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			p := l.Probe(ctx, l.Client(), netip.AddrPortFrom(vip, port), 5*time.Millisecond)
+			if _, err := p.WaitReply(ctx, l.Node(0), time.Time{}); err != nil {
+				b.Fatal(err)
+			}
+			owner := 0
+			for b.Loop() {
+				next := 1 - owner
+				moved := time.Now()
+				if err := holders[owner].Set(nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := holders[next].Set([]netip.Addr{vip}); err != nil {
+					b.Fatal(err)
+				}
+				wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := p.WaitReply(wctx, l.Node(next), moved)
+				wcancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				owner = next
+				// Let a few more replies arrive so moves do not overlap.
+				time.Sleep(30 * time.Millisecond)
+			}
+			res := p.Stop()
+			var gaps []float64
+			for _, s := range res.Switches() {
+				gaps = append(gaps, float64(s.Gap)/float64(time.Millisecond))
+			}
+			if len(gaps) == 0 {
+				b.Fatalf("no owner switch seen in %d replies", len(res.Replies))
+			}
+			slices.Sort(gaps)
+			b.ReportMetric(gaps[len(gaps)/2], "p50-gap-ms")
+			b.ReportMetric(gaps[len(gaps)-1], "max-gap-ms")
+			b.ReportMetric(float64(res.Lost()), "lost-probes")
+			b.ReportMetric(float64(len(gaps)), "switches")
+		})
+	}
+}
+
+// BenchmarkSetMany measures a Holder taking 100 VIPs at once (add and one
+// interleaved announcement burst) and releasing them.
+func BenchmarkSetMany(b *testing.B) {
+	l := lab.New(b, 1)
+	var h *Holder
+	err := l.RunInNS(l.Node(0), func() error {
+		var err error
+		h, err = NewHolder(lab.Iface, slog.New(slog.DiscardHandler))
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	var many []netip.Addr
+	for i := range 100 {
+		many = append(many, netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)}))
+	}
+	for b.Loop() {
+		if err := h.Set(many); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Set(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

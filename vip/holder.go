@@ -1,0 +1,297 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// followUpDelays are the re-announcements after a VIP is taken, measured from
+// the first burst: they cover frames lost while a switch or a peer was busy.
+var followUpDelays = []time.Duration{100 * time.Millisecond, time.Second}
+
+// Holder makes one interface carry exactly the VIPs this node should hold.
+// The daemon calls Set with what the FSM says the node owns; the Holder adds
+// and announces the new ones, re-announces them shortly after, and removes
+// the rest. The kernel answers ARP and Neighbor Solicitations for addresses on
+// the interface, so nothing here listens. A Holder acts in the network
+// namespace that was current when it was made and is safe for concurrent use.
+type Holder struct {
+	iface  string
+	logger *slog.Logger
+	nl     *netlink.Handle
+	ann    *Announcer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// held maps each held VIP to the generation of the take that announced
+	// it; follow-ups only re-announce a VIP still held under their
+	// generation. 0 marks a VIP whose removal failed (held, not announced).
+	held   map[netip.Addr]uint64
+	gen    uint64
+	closed bool
+}
+
+// NewHolder prepares a Holder for iface in the current network namespace. It
+// takes no address; call CleanupStale to drop leftovers of an earlier run.
+func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("holder for %q: current network namespace: %w", iface, err)
+	}
+	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	_ = ns.Close()
+	if err != nil {
+		return nil, fmt.Errorf("holder for %q: netlink: %w", iface, err)
+	}
+	ann, err := NewAnnouncer(iface, logger)
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Holder{
+		iface:  iface,
+		logger: logger.With("interface", iface),
+		nl:     nl,
+		ann:    ann,
+		ctx:    ctx,
+		cancel: cancel,
+		held:   map[netip.Addr]uint64{},
+	}, nil
+}
+
+// Set makes the interface carry exactly desired. VIPs not in desired are
+// removed first; new VIPs are then added and announced together at once, and
+// again after each of followUpDelays; a held VIP that someone else removed
+// from the interface is put back and announced again. Errors for single VIPs
+// are joined; the others are still handled.
+func (h *Holder) Set(desired []netip.Addr) error {
+	var errs []error
+	want := make(map[netip.Addr]bool, len(desired))
+	for _, d := range desired {
+		n, err := normalize(d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("VIP %s on %q: %w", d, h.iface, err))
+			continue
+		}
+		want[n] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	for _, vip := range sortedKeys(h.held) {
+		if !want[vip] {
+			errs = append(errs, h.release(vip))
+		}
+	}
+	var fresh []netip.Addr
+	for _, vip := range sortedKeys(want) {
+		announce, err := h.take(vip)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if announce {
+			fresh = append(fresh, vip)
+		}
+	}
+	if len(fresh) > 0 {
+		h.gen++
+		for _, vip := range fresh {
+			h.held[vip] = h.gen
+		}
+		errs = append(errs, h.ann.AnnounceBatch(fresh))
+		h.followUp(fresh, h.gen)
+	}
+	h.updateGauge()
+	return errors.Join(errs...)
+}
+
+// take ensures vip is on the interface and reports whether it must be
+// announced: it was not held, or had vanished from the interface. h.mu must
+// be held.
+func (h *Holder) take(vip netip.Addr) (bool, error) {
+	added, err := addAddress(h.nl, h.iface, vip)
+	if err != nil {
+		return false, err
+	}
+	gen, had := h.held[vip]
+	switch {
+	case had && gen != 0 && !added:
+		return false, nil
+	case had && added:
+		h.logger.Warn("held VIP was missing from the interface, added it again", "vip", vip)
+	default:
+		h.logger.Info("took VIP", "vip", vip, "added", added)
+	}
+	return true, nil
+}
+
+// release removes vip. h.mu must be held. A VIP whose removal fails stays
+// held, without announcements, so the next Set retries.
+func (h *Holder) release(vip netip.Addr) error {
+	if _, err := removeAddress(h.nl, h.iface, vip); err != nil {
+		h.held[vip] = 0
+		return err
+	}
+	delete(h.held, vip)
+	h.logger.Info("released VIP", "vip", vip)
+	return nil
+}
+
+// followUp re-announces vips after each of followUpDelays. It announces
+// under h.mu and only the VIPs still held under gen, so a VIP is never
+// announced after release took it off the interface.
+func (h *Holder) followUp(vips []netip.Addr, gen uint64) {
+	start := time.Now()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for _, d := range followUpDelays {
+			t := time.NewTimer(time.Until(start.Add(d)))
+			select {
+			case <-h.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			h.mu.Lock()
+			var still []netip.Addr
+			for _, vip := range vips {
+				if g, ok := h.held[vip]; ok && g == gen {
+					still = append(still, vip)
+				}
+			}
+			if len(still) > 0 && h.ctx.Err() == nil {
+				if err := h.ann.AnnounceBatch(still); err != nil {
+					h.logger.Warn("re-announce VIPs", "err", err)
+				}
+			}
+			h.mu.Unlock()
+			if len(still) == 0 {
+				return
+			}
+		}
+	}()
+}
+
+// AnnounceAll sends one burst for every held VIP, for the daemon to call when
+// the link comes back up or the segment may have forgotten us.
+func (h *Holder) AnnounceAll() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	var vips []netip.Addr
+	for _, vip := range sortedKeys(h.held) {
+		if h.held[vip] != 0 {
+			vips = append(vips, vip)
+		}
+	}
+	if len(vips) == 0 {
+		return nil
+	}
+	return h.ann.AnnounceBatch(vips)
+}
+
+// Held returns the VIPs the Holder currently holds, sorted.
+func (h *Holder) Held() []netip.Addr {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return sortedKeys(h.held)
+}
+
+// RemoveAll releases every held VIP, for a graceful stop.
+func (h *Holder) RemoveAll() error {
+	return h.Set(nil)
+}
+
+// CleanupStale removes addresses carrying our VIP marks that are neither held
+// nor in keep: leftovers of an earlier run that crashed or was killed. It
+// returns what it removed.
+func (h *Holder) CleanupStale(keep []netip.Addr) ([]netip.Addr, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	ours, err := listVIPAddresses(h.nl, h.iface)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		removed []netip.Addr
+		errs    []error
+	)
+	for _, a := range ours {
+		if _, ok := h.held[a]; ok || slices.Contains(keep, a) {
+			continue
+		}
+		if _, err := removeAddress(h.nl, h.iface, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		h.logger.Info("removed stale VIP left by an earlier run", "vip", a)
+		removed = append(removed, a)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Close stops re-announcements and releases sockets. It leaves the addresses
+// on the interface: call RemoveAll first for a graceful stop.
+func (h *Holder) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	h.cancel()
+	h.mu.Unlock()
+	h.wg.Wait()
+	err := h.ann.Close()
+	h.nl.Close()
+	return err
+}
+
+// updateGauge publishes the held count per family. h.mu must be held.
+func (h *Holder) updateGauge() {
+	var v4, v6 float64
+	for vip := range h.held {
+		if vip.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	held.WithLabelValues("ipv4").Set(v4)
+	held.WithLabelValues("ipv6").Set(v6)
+}
+
+// sortedKeys returns the keys of m in address order.
+func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
