@@ -1,0 +1,336 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raftvip/raftvip/daemon/ipam"
+	"github.com/raftvip/raftvip/raftstore"
+)
+
+// Config is everything the agent needs, already parsed from flags. main.go fills it;
+// Validate checks it before the agent touches the network, the data dir or Raft.
+type Config struct {
+	NodeName         string
+	Interface        string
+	AdvertiseAddress string
+	RaftPort         int
+	StatusAddress    string
+	Peers            []string // NAME=HOST:PORT, the voter set including this node
+	Join             string   // HOST:PORT of a voter (or the control-plane VIP) for nonvoters
+	DataDir          string
+	ControlPlaneVIPs []string
+	Pools            []string // NAME=RANGE[,RANGE...][;option...]
+	Mode             string
+	Kubeconfig       string
+	LBClass          string
+	Namespace        string // the daemon's own namespace (downward API), for ServiceL2Status
+	PodName          string // the daemon's own (mirror) pod, owner of its ServiceL2Status objects
+
+	TLSCACert         string
+	TLSCAKey          string
+	TLSCert           string
+	TLSKey            string
+	InsecureTransport bool
+
+	Raft            raftstore.Timeouts
+	FenceTimeout    time.Duration
+	NodeDownTimeout time.Duration
+
+	APIServerHealthURL      string
+	APIServerHealthInterval time.Duration
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Modes the agent knows. BGP is part of the CLI contract (DESIGN.md) and is refused
+// with a clear message until the BGP speaker lands, rather than silently doing L2.
+const (
+	ModeL2  = "l2"
+	ModeBGP = "bgp"
+)
+
+// Parsed is the validated, typed form of Config that the daemon runs on.
+type Parsed struct {
+	Config
+	Advertise netip.Addr
+	RaftAddr  string // advertise host:port
+	Peers     []raftstore.Peer
+	IsVoter   bool
+	VIPs      []netip.Addr
+	Pools     []ipam.Pool
+}
+
+// FlagError names the flag (or file) and the bad value so the agent can print one
+// line that tells the operator exactly what to fix.
+type FlagError struct {
+	Flag  string
+	Value string
+	Err   error
+}
+
+func (e *FlagError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("--%s: %v", e.Flag, e.Err)
+	}
+	return fmt.Sprintf("--%s %q: %v", e.Flag, e.Value, e.Err)
+}
+
+func (e *FlagError) Unwrap() error { return e.Err }
+
+func flagErr(flag, value string, format string, args ...any) error {
+	return &FlagError{Flag: flag, Value: value, Err: fmt.Errorf(format, args...)}
+}
+
+// Validate parses and checks every flag that can be checked without touching the
+// node: syntax, consistency between flags, and readable files. Checks that look at the
+// interface or the data dir live in CheckEnvironment.
+func (c Config) Validate() (*Parsed, error) {
+	p := &Parsed{Config: c}
+	if c.NodeName == "" {
+		return nil, flagErr("node-name", "", "must be set (defaults to the hostname)")
+	}
+	if strings.ContainsAny(c.NodeName, " =,/") {
+		return nil, flagErr("node-name", c.NodeName, "must not contain spaces, '=', ',' or '/'")
+	}
+	switch c.Mode {
+	case ModeL2:
+	case ModeBGP:
+		return nil, flagErr("mode", c.Mode, "bgp mode is not available in this build; use l2")
+	default:
+		return nil, flagErr("mode", c.Mode, "unknown mode; want l2 or bgp")
+	}
+	if c.RaftPort < 1 || c.RaftPort > 65535 {
+		return nil, flagErr("raft-port", strconv.Itoa(c.RaftPort), "must be between 1 and 65535")
+	}
+	if c.AdvertiseAddress == "" {
+		return nil, flagErr("advertise-address", "", "must be set to this node's IP address that peers can reach")
+	}
+	adv, err := netip.ParseAddr(c.AdvertiseAddress)
+	if err != nil {
+		return nil, flagErr("advertise-address", c.AdvertiseAddress, "not an IP address")
+	}
+	p.Advertise = adv
+	p.RaftAddr = net.JoinHostPort(adv.String(), strconv.Itoa(c.RaftPort))
+	if _, _, err := net.SplitHostPort(c.StatusAddress); err != nil {
+		return nil, flagErr("status-address", c.StatusAddress, "want HOST:PORT or :PORT")
+	}
+	if err := p.parsePeers(); err != nil {
+		return nil, err
+	}
+	if err := p.parseVIPs(); err != nil {
+		return nil, err
+	}
+	pools, err := ipam.ParsePools(c.Pools)
+	if err != nil {
+		return nil, &FlagError{Flag: "pool", Err: err}
+	}
+	p.Pools = pools
+	if err := p.checkTLS(); err != nil {
+		return nil, err
+	}
+	if err := p.checkTimeouts(); err != nil {
+		return nil, err
+	}
+	if c.APIServerHealthURL != "" {
+		u, err := url.Parse(c.APIServerHealthURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, flagErr("apiserver-health-url", c.APIServerHealthURL, "want an http(s) URL such as https://127.0.0.1:6443/livez")
+		}
+	}
+	if c.Kubeconfig != "" {
+		if err := readable(c.Kubeconfig); err != nil {
+			return nil, flagErr("kubeconfig", c.Kubeconfig, "%v", err)
+		}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return nil, flagErr("log-format", c.LogFormat, "want text or json")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return nil, flagErr("log-level", c.LogLevel, "%v", err)
+	}
+	return p, nil
+}
+
+func (p *Parsed) parsePeers() error {
+	if len(p.Config.Peers) > 0 && p.Join != "" {
+		return flagErr("join", p.Join, "a node is either a voter (--peer) or joins as a nonvoter (--join), not both")
+	}
+	if len(p.Config.Peers) == 0 && p.Join == "" {
+		return flagErr("peer", "", "give the voter set with --peer NAME=HOST:PORT (self included), or --join HOST:PORT on workers")
+	}
+	if p.Join != "" {
+		if _, _, err := net.SplitHostPort(p.Join); err != nil {
+			return flagErr("join", p.Join, "want HOST:PORT")
+		}
+		return nil
+	}
+	names := map[string]bool{}
+	addrs := map[string]string{}
+	for _, raw := range p.Config.Peers {
+		name, addr, ok := strings.Cut(raw, "=")
+		if !ok || name == "" || addr == "" {
+			return flagErr("peer", raw, "want NAME=HOST:PORT")
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return flagErr("peer", raw, "want NAME=HOST:PORT")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return flagErr("peer", raw, "port must be between 1 and 65535")
+		}
+		if names[name] {
+			return flagErr("peer", raw, "duplicate peer name %q", name)
+		}
+		if other, dup := addrs[addr]; dup {
+			return flagErr("peer", raw, "address %s is already used by peer %q", addr, other)
+		}
+		names[name] = true
+		addrs[addr] = name
+		p.Peers = append(p.Peers, raftstore.Peer{ID: name, Address: addr})
+	}
+	if !names[p.NodeName] {
+		return flagErr("peer", strings.Join(p.Config.Peers, ","), "the voter set does not include this node %q; list every voter, self included", p.NodeName)
+	}
+	for _, peer := range p.Peers {
+		if peer.ID == p.NodeName && peer.Address != p.RaftAddr {
+			return flagErr("peer", peer.ID+"="+peer.Address, "this node's entry must match --advertise-address and --raft-port (%s)", p.RaftAddr)
+		}
+	}
+	p.IsVoter = true
+	return nil
+}
+
+func (p *Parsed) parseVIPs() error {
+	var v4, v6 bool
+	for _, raw := range p.ControlPlaneVIPs {
+		a, err := netip.ParseAddr(raw)
+		if err != nil || a.Zone() != "" {
+			return flagErr("control-plane-vip", raw, "not an IP address")
+		}
+		if a.Is4In6() {
+			a = a.Unmap()
+		}
+		if a.Is4() {
+			if v4 {
+				return flagErr("control-plane-vip", raw, "at most one IPv4 control-plane VIP")
+			}
+			v4 = true
+		} else {
+			if v6 {
+				return flagErr("control-plane-vip", raw, "at most one IPv6 control-plane VIP")
+			}
+			v6 = true
+		}
+		if a == p.Advertise {
+			return flagErr("control-plane-vip", raw, "must differ from --advertise-address")
+		}
+		p.VIPs = append(p.VIPs, a)
+	}
+	if len(p.VIPs) > 0 && p.Interface == "" {
+		return flagErr("interface", "", "must name the interface that carries --control-plane-vip")
+	}
+	return nil
+}
+
+func (p *Parsed) checkTLS() error {
+	if p.InsecureTransport {
+		for flag, v := range map[string]string{"tls-cert": p.TLSCert, "tls-key": p.TLSKey, "tls-ca-key": p.TLSCAKey, "tls-ca-cert": p.TLSCACert} {
+			if v != "" {
+				return flagErr(flag, v, "conflicts with --insecure-transport")
+			}
+		}
+		return nil
+	}
+	if p.TLSCACert == "" {
+		return flagErr("tls-ca-cert", "", "raft traffic is mutual TLS: give --tls-ca-cert with --tls-ca-key (issue our own peer certificate) or with --tls-cert/--tls-key; --insecure-transport is for labs only")
+	}
+	if (p.TLSCert == "") != (p.TLSKey == "") {
+		return flagErr("tls-key", p.TLSKey, "--tls-cert and --tls-key go together")
+	}
+	if p.TLSCert == "" && p.TLSCAKey == "" {
+		return flagErr("tls-ca-key", "", "give --tls-ca-key (to issue a peer certificate) or --tls-cert/--tls-key")
+	}
+	if p.TLSCert != "" && p.TLSCAKey != "" {
+		return flagErr("tls-ca-key", p.TLSCAKey, "give either --tls-ca-key or --tls-cert/--tls-key, not both")
+	}
+	for flag, path := range map[string]string{"tls-ca-cert": p.TLSCACert, "tls-ca-key": p.TLSCAKey, "tls-cert": p.TLSCert, "tls-key": p.TLSKey} {
+		if path == "" {
+			continue
+		}
+		if err := readable(path); err != nil {
+			return flagErr(flag, path, "%v", err)
+		}
+	}
+	return nil
+}
+
+func (p *Parsed) checkTimeouts() error {
+	t := p.Raft
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+		min  time.Duration
+	}{
+		{"raft-heartbeat-timeout", t.Heartbeat, 10 * time.Millisecond},
+		{"raft-election-timeout", t.Election, 10 * time.Millisecond},
+		{"raft-leader-lease-timeout", t.LeaderLease, 5 * time.Millisecond},
+		{"fence-timeout", p.FenceTimeout, 10 * time.Millisecond},
+		{"node-down-timeout", p.NodeDownTimeout, 10 * time.Millisecond},
+		{"apiserver-health-interval", p.APIServerHealthInterval, 10 * time.Millisecond},
+	} {
+		if d.v < d.min {
+			return flagErr(d.flag, d.v.String(), "must be at least %s", d.min)
+		}
+	}
+	if t.LeaderLease > t.Heartbeat {
+		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "cannot exceed --raft-heartbeat-timeout (%s): the old leader must stop announcing before followers start an election", t.Heartbeat)
+	}
+	if p.NodeDownTimeout <= p.FenceTimeout {
+		return flagErr("node-down-timeout", p.NodeDownTimeout.String(), "must be longer than --fence-timeout (%s) so a cut-off owner is silent before its VIPs move", p.FenceTimeout)
+	}
+	return nil
+}
+
+// CheckEnvironment looks at this node before anything is changed: the data dir must be
+// writable and its bolt file readable, and each VIP must fit the interface.
+func (p *Parsed) CheckEnvironment(checkVIP func(iface string, vip netip.Addr) error) error {
+	if err := raftstore.CheckDataDir(p.DataDir); err != nil {
+		return flagErr("data-dir", p.DataDir, "%v", err)
+	}
+	for _, v := range p.VIPs {
+		if err := checkVIP(p.Interface, v); err != nil {
+			return flagErr("control-plane-vip", v.String(), "%v", err)
+		}
+	}
+	return nil
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.New("file does not exist")
+		}
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	if st.IsDir() {
+		return errors.New("is a directory, want a file")
+	}
+	return nil
+}

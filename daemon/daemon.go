@@ -1,0 +1,234 @@
+// Package daemon wires the agent together: it validates the configuration, starts the
+// Raft node, the status server and the reconcile loops, and stops them in order.
+// Decisions live in pure sub-packages (ipam, assign); I/O lives in raftstore and vip.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/vip"
+)
+
+// shutdownBudget bounds how long a stopping agent spends handing over before it exits.
+const shutdownBudget = 3 * time.Second
+
+// Daemon is one running agent.
+type Daemon struct {
+	cfg    *Parsed
+	log    *slog.Logger
+	node   *raftstore.Node
+	holder *vip.Holder
+	reg    *prometheus.Registry
+	m      *metrics
+
+	mu        sync.Mutex
+	apiHealth *bool // nil until the first check
+}
+
+// Run starts the agent and blocks until ctx is cancelled (SIGTERM/SIGINT), then stops
+// cleanly: a leader hands leadership over first so the group never waits for an
+// election timeout.
+func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
+	if err := cfg.CheckEnvironment(vip.CheckVIP); err != nil {
+		return err
+	}
+	tlsConf, err := cfg.transportTLS()
+	if err != nil {
+		return err
+	}
+	if tlsConf == nil {
+		log.Warn("raft transport is NOT authenticated (--insecure-transport): anyone who can reach the raft port can join, vote and rewrite VIP ownership; use only in labs")
+	}
+	d := &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	d.m = newMetrics()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.reg.MustRegister(d.m.collectors()...)
+	d.reg.MustRegister(vip.Collectors()...)
+
+	if cfg.Interface != "" {
+		h, err := vip.NewHolder(cfg.Interface, log)
+		if err != nil {
+			return fmt.Errorf("--interface %q: %w", cfg.Interface, err)
+		}
+		d.holder = h
+		defer h.Close()
+		// Nothing is ours before Raft says so: addresses left by an earlier crash go now.
+		stale, err := h.CleanupStale(nil)
+		if err != nil {
+			return fmt.Errorf("--interface %q: remove stale VIPs: %w", cfg.Interface, err)
+		}
+		if len(stale) > 0 {
+			log.Warn("removed VIPs left on the interface by an earlier run", "interface", cfg.Interface, "vips", stale)
+		}
+	}
+
+	node, err := raftstore.Open(raftstore.Config{
+		NodeID:        cfg.NodeName,
+		BindAddr:      net.JoinHostPort(bindHost(cfg.Advertise), fmt.Sprint(cfg.RaftPort)),
+		AdvertiseAddr: cfg.RaftAddr,
+		DataDir:       cfg.DataDir,
+		Peers:         cfg.Peers,
+		TLS:           tlsConf,
+		Timeouts:      cfg.Raft,
+		Logger:        log,
+	})
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	d.node = node
+	d.reg.MustRegister(node.Collectors()...)
+	log.Info("raft started", "address", cfg.RaftAddr, "voter", cfg.IsVoter, "peers", len(cfg.Peers),
+		"heartbeat", cfg.Raft.Heartbeat, "election", cfg.Raft.Election, "leader_lease", cfg.Raft.LeaderLease)
+
+	statusLn, err := net.Listen("tcp", cfg.StatusAddress)
+	if err != nil {
+		_ = node.Shutdown(shutdownBudget)
+		return fmt.Errorf("--status-address %q: %w", cfg.StatusAddress, err)
+	}
+	srv := &http.Server{Handler: newStatusHandler(d, d.reg, log), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(statusLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("status server stopped", "err", err)
+		}
+	}()
+	log.Info("status server listening", "address", statusLn.Addr().String())
+
+	loops, cancelLoops := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	start := func(name string, f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(loops)
+			log.Debug("loop stopped", "loop", name)
+		}()
+	}
+	start("control-plane-vip", d.controlPlaneLoop)
+	if cfg.IsVoter && cfg.APIServerHealthURL != "" {
+		start("apiserver-health", d.healthLoop)
+	}
+	if cfg.IsVoter {
+		start("leader", d.leaderLoop)
+	}
+
+	<-ctx.Done()
+	log.Info("stopping: signal received")
+	stopStart := time.Now()
+	// Hand leadership over while the loops still run: the control-plane loop drops the
+	// VIP the moment this node stops being leader, and the new leader adds it.
+	if err := node.Shutdown(shutdownBudget); err != nil {
+		log.Warn("raft shutdown", "err", err)
+	}
+	cancelLoops()
+	wg.Wait()
+	if d.holder != nil {
+		if err := d.holder.Set(nil); err != nil {
+			log.Warn("remove VIPs on shutdown", "err", err)
+		}
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	log.Info("stopped", "took", time.Since(stopStart).Round(time.Millisecond))
+	return nil
+}
+
+// bindHost listens on the advertise address's family wildcard, so a node whose
+// address moves between interfaces keeps working and loopback tests stay simple.
+func bindHost(adv netip.Addr) string {
+	if adv.IsLoopback() {
+		return adv.String()
+	}
+	if adv.Is4() {
+		return "0.0.0.0"
+	}
+	return "::"
+}
+
+// RaftStatus implements statusSource.
+func (d *Daemon) RaftStatus() RaftStatus {
+	st := RaftStatus{Status: d.node.Status(), Voter: d.cfg.IsVoter, HeldVIPs: []string{}}
+	for _, v := range d.cfg.VIPs {
+		st.ControlPlaneVIPs = append(st.ControlPlaneVIPs, v.String())
+	}
+	if d.holder != nil {
+		for _, v := range d.holder.Held() {
+			st.HeldVIPs = append(st.HeldVIPs, v.String())
+		}
+	}
+	d.mu.Lock()
+	st.APIServerHealthy = d.apiHealth
+	d.mu.Unlock()
+	if drift := poolDrift(d.cfg.Pools, d.node.State().Pools); drift != "" {
+		st.PoolFlagsMismatch = true
+		st.Warnings = append(st.Warnings, drift)
+	}
+	return st
+}
+
+// State implements statusSource.
+func (d *Daemon) State() raftstore.State { return d.node.State() }
+
+// controlPlaneLoop makes this node hold the control-plane VIPs exactly while it is the
+// Raft leader. hashicorp/raft steps a leader down when it loses its quorum for the
+// leader lease, so a partitioned leader drops the VIP before the others elect anew.
+func (d *Daemon) controlPlaneLoop(ctx context.Context) {
+	if d.holder == nil || len(d.cfg.VIPs) == 0 {
+		return
+	}
+	changes := d.node.LeadershipChanges()
+	apply := func(leader bool) {
+		var want []netip.Addr
+		if leader {
+			want = d.cfg.VIPs
+		}
+		held := d.holder.Held()
+		if slices.Equal(sortedAddrs(held), sortedAddrs(want)) {
+			return
+		}
+		if err := d.holder.Set(want); err != nil {
+			d.log.Error("control-plane VIP", "leader", leader, "err", err)
+			return
+		}
+		if leader {
+			d.m.failovers.Inc()
+			d.log.Info("holding control-plane VIP: this node is the raft leader", "vips", want)
+		} else {
+			d.log.Info("released control-plane VIP: this node is no longer the raft leader", "vips", d.cfg.VIPs)
+		}
+	}
+	apply(d.node.IsLeader())
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			apply(false)
+			return
+		case l := <-changes:
+			apply(l)
+		case <-tick.C:
+			// Belt and braces: an observation lost under load must not leave a stale VIP.
+			apply(d.node.IsLeader())
+		}
+	}
+}
+
+func sortedAddrs(a []netip.Addr) []netip.Addr {
+	out := append([]netip.Addr(nil), a...)
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
+	return out
+}

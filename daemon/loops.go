@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/raftvip/raftvip/raftstore"
+)
+
+// reportTimeout bounds one health report to the leader.
+const reportTimeout = 2 * time.Second
+
+// handoverBackoff stops two leaders with dead API servers from passing leadership back
+// and forth faster than an operator can read the logs.
+const handoverBackoff = 5 * time.Second
+
+// healthLoop checks the local kube-apiserver and reports every change through Raft,
+// retrying until the report is committed.
+func (d *Daemon) healthLoop(ctx context.Context) {
+	checker, err := newAPIServerChecker(d.cfg.APIServerHealthURL, d.cfg.TLSCACert, d.cfg.APIServerHealthInterval*2)
+	if err != nil {
+		d.log.Error("apiserver health check disabled", "err", err)
+		return
+	}
+	var tr healthTracker
+	dirty := true
+	tick := time.NewTicker(d.cfg.APIServerHealthInterval)
+	defer tick.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, d.cfg.APIServerHealthInterval*2)
+		err := checker.check(cctx)
+		cancel()
+		if tr.observe(err == nil) {
+			dirty = true
+			healthy := tr.healthy
+			d.mu.Lock()
+			d.apiHealth = &healthy
+			d.mu.Unlock()
+			if healthy {
+				d.m.apiHealthy.Set(1)
+				d.log.Info("local kube-apiserver is healthy", "url", d.cfg.APIServerHealthURL)
+			} else {
+				d.m.apiHealthy.Set(0)
+				d.log.Warn("local kube-apiserver is unhealthy", "url", d.cfg.APIServerHealthURL, "err", err)
+			}
+		}
+		if dirty && tr.known {
+			dirty = !d.report(tr.healthy)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// report sends this node's view of itself to the leader; false means retry later.
+func (d *Daemon) report(apiHealthy bool) bool {
+	info := raftstore.NodeInfo{
+		Name:             d.cfg.NodeName,
+		Address:          d.cfg.RaftAddr,
+		Role:             "voter",
+		APIServerHealthy: apiHealthy,
+		InterfaceUp:      d.holder != nil,
+		Pools:            committedPools(d.cfg.Pools),
+	}
+	if !d.cfg.IsVoter {
+		info.Role = "nonvoter"
+	}
+	if err := d.node.Forward(raftstore.ReportNode{Node: info}, reportTimeout); err != nil {
+		d.m.reports.WithLabelValues("error").Inc()
+		d.log.Debug("health report not committed yet", "err", err)
+		return false
+	}
+	d.m.reports.WithLabelValues("ok").Inc()
+	return true
+}
+
+// leaderLoop runs the leader's decisions: commit the pools from its flags and hand
+// leadership away when its own API server is down while another voter's is up.
+func (d *Daemon) leaderLoop(ctx context.Context) {
+	var lastHandover time.Time
+	tick := time.NewTicker(d.cfg.APIServerHealthInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.node.Changed():
+		case <-tick.C:
+		}
+		if !d.node.IsLeader() {
+			continue
+		}
+		st := d.node.State()
+		d.syncPools(st)
+		if time.Since(lastHandover) < handoverBackoff {
+			continue
+		}
+		servers, err := d.node.Servers()
+		if err != nil {
+			continue
+		}
+		var voters []string
+		for _, s := range servers {
+			if s.Suffrage == "Voter" {
+				voters = append(voters, s.ID)
+			}
+		}
+		if target, ok := handoverTarget(d.cfg.NodeName, st, voters); ok {
+			lastHandover = time.Now()
+			d.m.handovers.Inc()
+			d.log.Warn("handing leadership and the control-plane VIP over: local kube-apiserver is unhealthy", "to", target)
+			if err := d.node.TransferLeadership(target); err != nil {
+				d.log.Error("leadership handover failed", "to", target, "err", err)
+			}
+		}
+	}
+}
+
+// syncPools commits the leader's --pool flags when they differ from the committed set.
+func (d *Daemon) syncPools(st raftstore.State) {
+	want := committedPools(d.cfg.Pools)
+	if poolDrift(d.cfg.Pools, st.Pools) == "" {
+		return
+	}
+	if err := d.node.Apply(raftstore.SetPools{Pools: want}, reportTimeout); err != nil {
+		d.log.Error("commit pools", "err", err)
+		return
+	}
+	d.log.Info("committed pools from this leader's --pool flags", "pools", len(want))
+}

@@ -1,0 +1,36 @@
+package daemon
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the daemon's own Prometheus series; raft and vip register theirs.
+type metrics struct {
+	failovers  prometheus.Counter
+	handovers  prometheus.Counter
+	apiHealthy prometheus.Gauge
+	reports    *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftvip_control_plane_vip_acquisitions_total",
+			Help: "Times this node took the control-plane VIP (became raft leader).",
+		}),
+		handovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftvip_leadership_handovers_total",
+			Help: "Leadership transfers started by this node because its local kube-apiserver was unhealthy.",
+		}),
+		apiHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "raftvip_local_apiserver_healthy",
+			Help: "1 when the local kube-apiserver answered its liveness check, 0 otherwise.",
+		}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "raftvip_node_reports_total",
+			Help: "Node health reports sent to the leader, by result.",
+		}, []string{"result"}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.failovers, m.handovers, m.apiHealthy, m.reports}
+}

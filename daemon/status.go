@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/raftvip/raftvip/raftstore"
+)
+
+// RaftStatus is the body of GET /raft/status: the Raft view of this node plus what
+// the daemon itself wants an operator to notice. `raftvip status` decodes it too.
+type RaftStatus struct {
+	raftstore.Status
+	Voter             bool     `json:"voter"`
+	APIServerHealthy  *bool    `json:"apiserver_healthy,omitempty"`
+	ControlPlaneVIPs  []string `json:"control_plane_vips,omitempty"`
+	HeldVIPs          []string `json:"held_vips"`
+	PoolFlagsMismatch bool     `json:"pool_flags_mismatch"`
+	Warnings          []string `json:"warnings,omitempty"`
+}
+
+// statusSource is what the status server reads; the daemon implements it so the
+// server stays read-only and testable without Raft.
+type statusSource interface {
+	RaftStatus() RaftStatus
+	State() raftstore.State
+}
+
+// newStatusHandler serves the read-only status endpoints listed in DESIGN.md.
+func newStatusHandler(src statusSource, reg *prometheus.Registry, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			log.Debug("status: write response", "err", err)
+		}
+	}
+	mux.HandleFunc("GET /raft/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, src.RaftStatus())
+	})
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, src.State())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := src.RaftStatus()
+		if st.Leader.ID == "" {
+			http.Error(w, "no known leader", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}

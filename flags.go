@@ -1,0 +1,137 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftvip/raftvip/daemon"
+	"github.com/raftvip/raftvip/raftstore"
+)
+
+// Flag defaults that are not raft timeouts. Raft timeouts come from
+// raftstore.DefaultTimeouts so the library and the CLI can never disagree.
+const (
+	defaultRaftPort       = 7950
+	defaultStatusAddress  = ":7951"
+	defaultDataDir        = "/var/lib/raftvip"
+	defaultFenceTimeout   = 300 * time.Millisecond
+	defaultNodeDown       = 600 * time.Millisecond
+	defaultHealthURL      = "https://127.0.0.1:6443/livez"
+	defaultHealthInterval = 250 * time.Millisecond
+)
+
+// agentFlags is shared by `agent` and `manifest pod`, so the manifest can carry every
+// agent flag through unchanged.
+func agentFlags() []cli.Flag {
+	hostname, _ := os.Hostname()
+	t := raftstore.DefaultTimeouts()
+	str := func(name, value, usage string) cli.Flag {
+		return &cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: []string{envName(name)}}
+	}
+	list := func(name, usage string) cli.Flag {
+		return &cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: []string{envName(name)}}
+	}
+	dur := func(name string, value time.Duration, usage string) cli.Flag {
+		return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: []string{envName(name)}}
+	}
+	return []cli.Flag{
+		str("node-name", hostname, "this node's name: its Raft server ID and the Kubernetes node name (default: the hostname)"),
+		str("interface", "", "interface that carries the VIPs (required with --control-plane-vip)"),
+		str("advertise-address", "", "this node's IP address that peers dial for Raft (required)"),
+		&cli.IntFlag{Name: "raft-port", Value: defaultRaftPort, Usage: "TCP port for Raft traffic (mutual TLS)", EnvVars: []string{envName("raft-port")}},
+		str("status-address", defaultStatusAddress, "HOST:PORT of the read-only status server (/raft/status, /state, /healthz, /readyz, /metrics)"),
+		list("peer", "voter NAME=HOST:PORT, repeatable, self included; every voter gets the same list (env: space or comma separated)"),
+		str("join", "", "HOST:PORT of a voter or the control-plane VIP; joins as a nonvoter (workers)"),
+		str("data-dir", defaultDataDir, "directory for the Raft log, stable store and snapshots"),
+		list("control-plane-vip", "control-plane VIP held by the Raft leader; repeatable: at most one IPv4 and one IPv6"),
+		list("pool", "address pool NAME=RANGE[,RANGE...][;auto-assign=false][;include-network-broadcast=true]; RANGE is a CIDR, FIRST-LAST or one address; repeatable (env: space separated)"),
+		str("mode", daemon.ModeL2, "how VIPs are announced: l2 (ARP/NDP)"),
+		str("kubeconfig", "", "kubeconfig for Services and EndpointSlices; empty runs the control-plane VIP only"),
+		str("lb-class", "", "spec.loadBalancerClass this agent serves; empty serves Services without a class"),
+		str("namespace", "kube-system", "namespace of the daemon's pod (downward API), where ServiceL2Status objects live"),
+		str("pod-name", "", "name of the daemon's (mirror) pod, owner of its ServiceL2Status objects (default raftvip-<node-name>)"),
+		str("tls-ca-cert", "", "cluster CA certificate (PEM) that every Raft peer certificate must chain to, e.g. /etc/kubernetes/pki/ca.crt"),
+		str("tls-ca-key", "", "cluster CA key (PEM): issue this node's own short-lived peer certificate, e.g. /etc/kubernetes/pki/ca.key"),
+		str("tls-cert", "", "this node's peer certificate (PEM), instead of --tls-ca-key"),
+		str("tls-key", "", "key of --tls-cert (PEM)"),
+		&cli.BoolFlag{Name: "insecure-transport", Usage: "plain TCP between peers: labs only, anyone on the network can join", EnvVars: []string{envName("insecure-transport")}},
+		dur("raft-heartbeat-timeout", t.Heartbeat, "follower starts an election after this long without the leader"),
+		dur("raft-election-timeout", t.Election, "candidate restarts an election after this long without a winner"),
+		dur("raft-leader-lease-timeout", t.LeaderLease, "leader steps down (and drops the control-plane VIP) after this long without a quorum; <= heartbeat timeout"),
+		dur("raft-commit-timeout", t.Commit, "leader heartbeat cadence when idle"),
+		dur("raft-snapshot-interval", t.SnapshotInterval, "how often Raft checks whether to snapshot"),
+		&cli.Uint64Flag{Name: "raft-snapshot-threshold", Value: t.SnapshotThreshold, Usage: "log entries since the last snapshot before taking a new one", EnvVars: []string{envName("raft-snapshot-threshold")}},
+		dur("fence-timeout", defaultFenceTimeout, "a node that has not heard from a leader this long drops its service VIPs"),
+		dur("node-down-timeout", defaultNodeDown, "the leader moves VIPs away from a node silent this long; > fence timeout"),
+		str("apiserver-health-url", defaultHealthURL, "local kube-apiserver liveness URL checked by voters; empty disables the check"),
+		dur("apiserver-health-interval", defaultHealthInterval, "how often voters check the local kube-apiserver"),
+		str("log-level", "info", "debug, info, warn or error"),
+		str("log-format", "text", "text or json"),
+	}
+}
+
+// repeated flattens a repeatable flag: each value may itself hold several items
+// separated by spaces (environment variables) or, where sep is non-empty, by sep.
+func repeated(c *cli.Context, name, sep string) []string {
+	var out []string
+	for _, v := range c.StringSlice(name) {
+		for _, f := range strings.Fields(v) {
+			if sep == "" {
+				out = append(out, f)
+				continue
+			}
+			for _, s := range strings.Split(f, sep) {
+				if s != "" {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func configFromFlags(c *cli.Context) daemon.Config {
+	podName := c.String("pod-name")
+	if podName == "" {
+		podName = "raftvip-" + c.String("node-name")
+	}
+	return daemon.Config{
+		NodeName:          c.String("node-name"),
+		Interface:         c.String("interface"),
+		AdvertiseAddress:  c.String("advertise-address"),
+		RaftPort:          c.Int("raft-port"),
+		StatusAddress:     c.String("status-address"),
+		Peers:             repeated(c, "peer", ","),
+		Join:              c.String("join"),
+		DataDir:           c.String("data-dir"),
+		ControlPlaneVIPs:  repeated(c, "control-plane-vip", ","),
+		Pools:             repeated(c, "pool", ""),
+		Mode:              c.String("mode"),
+		Kubeconfig:        c.String("kubeconfig"),
+		LBClass:           c.String("lb-class"),
+		Namespace:         c.String("namespace"),
+		PodName:           podName,
+		TLSCACert:         c.String("tls-ca-cert"),
+		TLSCAKey:          c.String("tls-ca-key"),
+		TLSCert:           c.String("tls-cert"),
+		TLSKey:            c.String("tls-key"),
+		InsecureTransport: c.Bool("insecure-transport"),
+		Raft: raftstore.Timeouts{
+			Heartbeat:         c.Duration("raft-heartbeat-timeout"),
+			Election:          c.Duration("raft-election-timeout"),
+			LeaderLease:       c.Duration("raft-leader-lease-timeout"),
+			Commit:            c.Duration("raft-commit-timeout"),
+			SnapshotInterval:  c.Duration("raft-snapshot-interval"),
+			SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
+		},
+		FenceTimeout:            c.Duration("fence-timeout"),
+		NodeDownTimeout:         c.Duration("node-down-timeout"),
+		APIServerHealthURL:      c.String("apiserver-health-url"),
+		APIServerHealthInterval: c.Duration("apiserver-health-interval"),
+		LogLevel:                c.String("log-level"),
+		LogFormat:               c.String("log-format"),
+	}
+}

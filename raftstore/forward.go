@@ -1,0 +1,176 @@
+package raftstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Followers cannot write to Raft, but they must tell the leader about themselves
+// (health reports, draining) and workers must ask to join. They do it over the Raft
+// port itself: a connection that starts with connForward carries one request and one
+// response, authenticated by the same mutual TLS as Raft traffic.
+
+// ErrNoLeader means no leader is known, so a request cannot be forwarded yet.
+var ErrNoLeader = errors.New("no known raft leader")
+
+// forwardRequest is one request a follower sends the leader.
+type forwardRequest struct {
+	Op      string `json:"op"`                // "apply" or "join"
+	Command []byte `json:"command,omitempty"` // Encode output, for apply
+	ID      string `json:"id,omitempty"`      // for join
+	Address string `json:"address,omitempty"` // for join
+}
+
+// forwardResponse is the leader's answer; Leader is set when the receiver was not
+// the leader, so the caller can retry there.
+type forwardResponse struct {
+	Error  string `json:"error,omitempty"`
+	Leader string `json:"leader,omitempty"`
+}
+
+// Forward commits c through the leader from any node: on the leader it is Apply, on
+// a follower it is sent to the leader. Only commands a node may say about itself are
+// accepted from peers (see authorize).
+func (n *Node) Forward(c Command, timeout time.Duration) error {
+	if n.IsLeader() {
+		return n.Apply(c, timeout)
+	}
+	data, err := Encode(c)
+	if err != nil {
+		return err
+	}
+	_, addr := n.Leader()
+	if addr == "" {
+		return ErrNoLeader
+	}
+	return n.request(addr, forwardRequest{Op: "apply", Command: data}, timeout)
+}
+
+// Join asks the cluster reachable at target (a voter or the control-plane VIP) to add
+// this node as a nonvoter; a follower that receives the request points at its leader.
+func (n *Node) Join(target string, timeout time.Duration) error {
+	return n.request(target, forwardRequest{Op: "join", ID: n.id, Address: string(n.trans.LocalAddr())}, timeout)
+}
+
+// request sends req to addr, following one redirect to the leader.
+func (n *Node) request(addr string, req forwardRequest, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for hop := 0; hop < 2; hop++ {
+		resp, err := n.roundTrip(addr, req, time.Until(deadline))
+		if err != nil {
+			return err
+		}
+		if resp.Error == "" {
+			return nil
+		}
+		if resp.Leader != "" && resp.Leader != addr {
+			addr = resp.Leader
+			continue
+		}
+		return fmt.Errorf("%s: %s", addr, resp.Error)
+	}
+	return fmt.Errorf("%s: %w", addr, ErrNoLeader)
+}
+
+func (n *Node) roundTrip(addr string, req forwardRequest, timeout time.Duration) (forwardResponse, error) {
+	var resp forwardResponse
+	if timeout <= 0 {
+		return resp, fmt.Errorf("forward %s to %s: deadline passed", req.Op, addr)
+	}
+	c, err := n.mux.dialKind(raft.ServerAddress(addr), timeout, connForward)
+	if err != nil {
+		return resp, fmt.Errorf("forward %s to %s: %w", req.Op, addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	if err := writeFrame(c, body); err != nil {
+		return resp, fmt.Errorf("forward %s to %s: %w", req.Op, addr, err)
+	}
+	b, err := readFrame(c)
+	if err != nil {
+		return resp, fmt.Errorf("forward %s to %s: %w", req.Op, addr, err)
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return resp, fmt.Errorf("forward %s to %s: bad response: %w", req.Op, addr, err)
+	}
+	return resp, nil
+}
+
+// forwardApplyTimeout bounds how long the leader works on one forwarded request.
+const forwardApplyTimeout = 5 * time.Second
+
+// serveForward answers one forwarded request on an accepted connection.
+func (n *Node) serveForward(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(forwardApplyTimeout + time.Second))
+	b, err := readFrame(c)
+	if err != nil {
+		return
+	}
+	resp := n.handleForward(peerName(c), b)
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return
+	}
+	_ = writeFrame(c, out)
+}
+
+func (n *Node) handleForward(peer string, b []byte) forwardResponse {
+	var req forwardRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return forwardResponse{Error: "malformed request"}
+	}
+	if !n.IsLeader() {
+		_, addr := n.Leader()
+		return forwardResponse{Error: ErrNotLeader.Error(), Leader: addr}
+	}
+	switch req.Op {
+	case "apply":
+		c, err := Decode(req.Command)
+		if err != nil {
+			return forwardResponse{Error: err.Error()}
+		}
+		if err := authorize(peer, c); err != nil {
+			n.logger.Warn("refused forwarded command", "peer", peer, "command", c.Type().String(), "err", err)
+			return forwardResponse{Error: err.Error()}
+		}
+		if err := n.Apply(c, forwardApplyTimeout); err != nil {
+			return forwardResponse{Error: err.Error()}
+		}
+	case "join":
+		if peer != "" && peer != req.ID {
+			n.logger.Warn("refused join: certificate name differs from node name", "peer", peer, "node", req.ID)
+			return forwardResponse{Error: fmt.Sprintf("certificate is for %q, not %q", peer, req.ID)}
+		}
+		if err := n.AddNonvoter(req.ID, req.Address); err != nil {
+			return forwardResponse{Error: err.Error()}
+		}
+		n.logger.Info("added nonvoter", "id", req.ID, "address", req.Address)
+	default:
+		return forwardResponse{Error: fmt.Sprintf("unknown op %q", req.Op)}
+	}
+	return forwardResponse{}
+}
+
+// authorize allows a peer to forward only what it may say about itself: its own node
+// report. peer is the name in its verified certificate, "" on an insecure transport
+// (where anyone can do anything anyway).
+func authorize(peer string, c Command) error {
+	r, ok := c.(ReportNode)
+	if !ok {
+		return fmt.Errorf("%s may not be forwarded; only %s", c.Type(), TypeReportNode)
+	}
+	if peer != "" && r.Node.Name != peer {
+		return fmt.Errorf("certificate is for %q, report is about %q", peer, r.Node.Name)
+	}
+	return nil
+}

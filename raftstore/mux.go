@@ -1,0 +1,164 @@
+package raftstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Connection kinds: the first byte a dialler writes on the shared Raft port. One
+// authenticated port carries both Raft and the small RPCs followers send the leader
+// (health reports, joins), so peers need one firewall rule and one certificate.
+const (
+	connRaft    byte = 'R'
+	connForward byte = 'F'
+)
+
+// classifyTimeout bounds how long an accepted connection may take to say what it is.
+const classifyTimeout = 5 * time.Second
+
+// muxLayer wraps a raft.StreamLayer and routes accepted connections by their first
+// byte: Raft connections to Accept, forwarded requests to handle.
+type muxLayer struct {
+	inner     raft.StreamLayer
+	raftConns chan net.Conn
+	handle    func(net.Conn)
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func newMuxLayer(inner raft.StreamLayer, handle func(net.Conn)) *muxLayer {
+	m := &muxLayer{inner: inner, raftConns: make(chan net.Conn), handle: handle, closed: make(chan struct{})}
+	go m.acceptLoop()
+	return m
+}
+
+func (m *muxLayer) acceptLoop() {
+	for {
+		c, err := m.inner.Accept()
+		if err != nil {
+			select {
+			case <-m.closed:
+				return
+			default:
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go m.classify(c)
+	}
+}
+
+func (m *muxLayer) classify(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(classifyTimeout))
+	var kind [1]byte
+	if _, err := io.ReadFull(c, kind[:]); err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	switch kind[0] {
+	case connRaft:
+		select {
+		case m.raftConns <- c:
+		case <-m.closed:
+			c.Close()
+		}
+	case connForward:
+		m.handle(c)
+	default:
+		c.Close()
+	}
+}
+
+// Accept implements net.Listener for raft's transport.
+func (m *muxLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raftConns:
+		return c, nil
+	case <-m.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (m *muxLayer) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		err = m.inner.Close()
+	})
+	return err
+}
+
+// Addr implements net.Listener.
+func (m *muxLayer) Addr() net.Addr { return m.inner.Addr() }
+
+// Dial implements raft.StreamLayer: a Raft connection.
+func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return m.dialKind(addr, timeout, connRaft)
+}
+
+func (m *muxLayer) dialKind(addr raft.ServerAddress, timeout time.Duration, kind byte) (net.Conn, error) {
+	c, err := m.inner.Dial(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// peerName is the node name a connection authenticated as: the CN of its verified
+// client certificate, or "" on an insecure transport.
+func peerName(c net.Conn) string {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
+}
+
+// maxFrame bounds one forwarded request or response.
+const maxFrame = 1 << 20
+
+func writeFrame(w io.Writer, b []byte) error {
+	if len(b) > maxFrame {
+		return fmt.Errorf("frame of %d bytes exceeds %d", len(b), maxFrame)
+	}
+	hdr := []byte{byte(len(b) >> 24), byte(len(b) >> 16), byte(len(b) >> 8), byte(len(b))}
+	if _, err := w.Write(append(hdr, b...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
+	if n > maxFrame {
+		return nil, errors.New("frame too large")
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,123 @@
+// Package staticpod renders the static pod manifest that `raftvip manifest pod`
+// prints for /etc/kubernetes/manifests, so installing raftvip is one file per node.
+package staticpod
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+// PodName is the static pod's name; the kubelet names its mirror pod
+// "<PodName>-<node-name>", which is what the agent's --pod-name defaults to.
+const PodName = "raftvip"
+
+// Options are the parts of the agent configuration the manifest needs beyond the
+// agent's own arguments (which it passes through unchanged).
+type Options struct {
+	Image         string
+	Namespace     string
+	AgentArgs     []string // flags for `raftvip agent`, as given to `manifest pod`
+	DataDir       string
+	StatusAddress string
+	HostPaths     []string // files the agent reads (certificates, kubeconfig): mounted read-only
+}
+
+// Render returns the manifest as YAML.
+func Render(o Options) ([]byte, error) {
+	_, portStr, err := net.SplitHostPort(o.StatusAddress)
+	if err != nil {
+		return nil, fmt.Errorf("--status-address %q: %w", o.StatusAddress, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("--status-address %q: port: %w", o.StatusAddress, err)
+	}
+	dirOrCreate := corev1.HostPathDirectoryOrCreate
+	file := corev1.HostPathFile
+	no := false
+	yes := true
+	c := corev1.Container{
+		Name:            "raftvip",
+		Image:           o.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            append([]string{"agent"}, o.AgentArgs...),
+		Env: []corev1.EnvVar{
+			{Name: "RAFTVIP_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			{Name: "RAFTVIP_POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			Privileged:               &no,
+			AllowPrivilegeEscalation: &no,
+			ReadOnlyRootFilesystem:   &yes,
+			Capabilities: &corev1.Capabilities{
+				Drop: []corev1.Capability{"ALL"},
+				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+			},
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Host: "127.0.0.1", Path: "/healthz", Port: intstr.FromInt32(int32(port)),
+			}},
+			InitialDelaySeconds: 5, PeriodSeconds: 10, TimeoutSeconds: 3, FailureThreshold: 3,
+		},
+		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: o.DataDir}},
+	}
+	pod := corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      PodName,
+			Namespace: o.Namespace,
+			Labels:    map[string]string{"app.kubernetes.io/name": "raftvip", "app.kubernetes.io/component": "vip"},
+		},
+		Spec: corev1.PodSpec{
+			HostNetwork:       true,
+			PriorityClassName: "system-node-critical",
+			Containers:        []corev1.Container{c},
+			Volumes: []corev1.Volume{{
+				Name:         "data",
+				VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: o.DataDir, Type: &dirOrCreate}},
+			}},
+		},
+	}
+	for i, p := range o.HostPaths {
+		name := fmt.Sprintf("file-%d", i)
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
+			Name:         name,
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: p, Type: &file}},
+		})
+		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: name, MountPath: p, ReadOnly: true})
+	}
+	if len(o.HostPaths) > 0 {
+		// kubeadm's PKI files are root-owned 0600: the agent reads them as root.
+		root := int64(0)
+		pod.Spec.Containers[0].SecurityContext.RunAsUser = &root
+	}
+	out, err := yaml.Marshal(&pod)
+	if err != nil {
+		return nil, fmt.Errorf("render manifest: %w", err)
+	}
+	return out, nil
+}
+
+// MountedFiles picks the files among the agent's flags that the pod must mount from
+// the host, in a stable order, without duplicates.
+func MountedFiles(paths ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range paths {
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, filepath.Clean(p))
+	}
+	return out
+}
