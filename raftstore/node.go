@@ -203,18 +203,18 @@ func (c *Config) validate() error {
 // Node is a running Raft member: it replicates commands into its FSM and
 // reports leadership. All methods are safe for concurrent use.
 type Node struct {
-	id      string
-	logger  *slog.Logger
-	hclog   *hclogAdapter
-	timing  Timeouts
-	raft    *raft.Raft
-	fsm     *FSM
-	store   *raftboltdb.BoltStore
-	logs    raft.LogStore
-	snaps   *raft.FileSnapshotStore
-	trans   *raft.NetworkTransport
+	id     string
+	logger *slog.Logger
+	hclog  *hclogAdapter
+	timing Timeouts
+	raft   *raft.Raft
+	fsm    *FSM
+	store  *raftboltdb.BoltStore
+	logs   raft.LogStore
+	snaps  *raft.FileSnapshotStore
+	trans  *raft.NetworkTransport
 	// mux shares the Raft port with forwarded requests (see forward.go).
-	mux *muxLayer
+	mux     *muxLayer
 	metrics *nodeMetrics
 
 	// bootstrapped records whether Open bootstrapped a new cluster.
