@@ -138,6 +138,26 @@ func waitAgreement(t *testing.T, agents []*agentProc, exclude string) (leader st
 	return "", 0
 }
 
+// checkNice asserts every thread of pid runs at the given nice value (--nice).
+func checkNice(t *testing.T, pid, want int) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		// Fields after the parenthesised command name; nice is field 19 overall.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if got := fields[16]; got != fmt.Sprint(want) {
+			t.Fatalf("thread %s of agent %d has nice %s, want %d", task.Name(), pid, got, want)
+		}
+	}
+}
+
 func TestThreeAgentsElectAndFailOver(t *testing.T) {
 	dir := t.TempDir()
 	caCert, caKey := writeCA(t, dir)
@@ -169,6 +189,9 @@ func TestThreeAgentsElectAndFailOver(t *testing.T) {
 	})
 	leader, term := waitAgreement(t, agents, "")
 	t.Logf("leader %s term %d", leader, term)
+	for _, a := range agents {
+		checkNice(t, a.cmd.Process.Pid, -20)
+	}
 
 	var leaderProc *agentProc
 	for _, a := range agents {

@@ -21,6 +21,7 @@ const (
 	defaultNodeDown       = 600 * time.Millisecond
 	defaultHealthURL      = "https://127.0.0.1:6443/livez"
 	defaultHealthInterval = 250 * time.Millisecond
+	defaultNice           = -20
 )
 
 // agentFlags is shared by `agent` and `manifest pod`, so the manifest can carry every
@@ -68,6 +69,7 @@ func agentFlags() []cli.Flag {
 		dur("node-down-timeout", defaultNodeDown, "the leader moves VIPs away from a node silent this long; > fence timeout"),
 		str("apiserver-health-url", defaultHealthURL, "local kube-apiserver liveness URL checked by voters; empty disables the check"),
 		dur("apiserver-health-interval", defaultHealthInterval, "how often voters check the local kube-apiserver"),
+		&cli.IntFlag{Name: "nice", Value: defaultNice, Usage: "scheduling priority for the agent's threads (needs CAP_SYS_NICE; 0 leaves it alone): keeps heartbeats on time when the node's CPUs are saturated", EnvVars: []string{envName("nice")}},
 		str("log-level", "info", "debug, info, warn or error"),
 		str("log-format", "text", "text or json"),
 	}
@@ -133,5 +135,6 @@ func configFromFlags(c *cli.Context) daemon.Config {
 		APIServerHealthInterval: c.Duration("apiserver-health-interval"),
 		LogLevel:                c.String("log-level"),
 		LogFormat:               c.String("log-format"),
+		Nice:                    c.Int("nice"),
 	}
 }

@@ -53,6 +53,7 @@ func TestBadFlagsStopAgentNamingTheFlag(t *testing.T) {
 		{"no TLS and not insecure", []string{"agent", "--node-name=n1", "--advertise-address=127.0.0.1", "--peer=n1=127.0.0.1:7950"}, nil, "--tls-ca-cert", "", false},
 		{"lease longer than heartbeat", []string{"--peer=n1=127.0.0.1:17950", "--raft-heartbeat-timeout=100ms", "--raft-leader-lease-timeout=200ms"}, nil, "--raft-leader-lease-timeout", "200ms", true},
 		{"node-down not longer than fence", []string{"--peer=n1=127.0.0.1:17950", "--fence-timeout=1s", "--node-down-timeout=500ms"}, nil, "--node-down-timeout", "500ms", true},
+		{"nice out of range", []string{"--peer=n1=127.0.0.1:17950", "--nice=-40"}, nil, "--nice", "-40", true},
 		{"bad log format", []string{"--peer=n1=127.0.0.1:17950", "--log-format=xml"}, nil, "--log-format", "xml", true},
 		{"bad pool from environment", []string{"--peer=n1=127.0.0.1:17950"}, []string{"RAFTVIP_POOL=a=not-a-range"}, "--pool", "not-a-range", true},
 		{"data dir not writable", []string{"agent", "--node-name=n1", "--advertise-address=127.0.0.1", "--raft-port=17950", "--status-address=127.0.0.1:0", "--peer=n1=127.0.0.1:17950", "--insecure-transport", "--data-dir=" + filepath.Join(notADir, "sub")}, nil, "--data-dir", filepath.Join(notADir, "sub"), false},

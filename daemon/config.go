@@ -49,6 +49,9 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// Nice is the scheduling priority the agent asks for (0 leaves it alone).
+	Nice int
 }
 
 // Modes the agent knows. BGP is part of the CLI contract (DESIGN.md) and is refused
@@ -155,6 +158,9 @@ func (c Config) Validate() (*Parsed, error) {
 	case "text", "json":
 	default:
 		return nil, flagErr("log-format", c.LogFormat, "want text or json")
+	}
+	if c.Nice < -20 || c.Nice > 19 {
+		return nil, flagErr("nice", strconv.Itoa(c.Nice), "must be between -20 and 19")
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return nil, flagErr("log-level", c.LogLevel, "%v", err)

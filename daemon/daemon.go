@@ -45,6 +45,12 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	if err := cfg.CheckEnvironment(vip.CheckVIP); err != nil {
 		return err
 	}
+	if cfg.Nice != 0 {
+		if err := raisePriority(cfg.Nice); err != nil {
+			log.Warn("could not raise scheduling priority (needs CAP_SYS_NICE): under CPU pressure late heartbeats can cause needless failovers",
+				"nice", cfg.Nice, "err", err)
+		}
+	}
 	tlsConf, err := cfg.transportTLS()
 	if err != nil {
 		return err

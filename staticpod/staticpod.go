@@ -58,7 +58,9 @@ func Render(o Options) ([]byte, error) {
 			ReadOnlyRootFilesystem:   &yes,
 			Capabilities: &corev1.Capabilities{
 				Drop: []corev1.Capability{"ALL"},
-				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				// SYS_NICE lets the agent raise its priority (--nice) so heartbeats
+				// stay on time when the node's CPUs are saturated.
+				Add: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_NICE"},
 			},
 		},
 		LivenessProbe: &corev1.Probe{
