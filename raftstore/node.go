@@ -85,13 +85,14 @@ type Timeouts struct {
 //     with 200ms and ~1.9s with the library's 1s defaults.
 //   - Election 100ms: after a split vote the next round starts within
 //     100-200ms; pre-vote keeps a cut-off node from disturbing the rest.
-//   - LeaderLease 100ms: raft caps it at Heartbeat. A leader that cannot
-//     reach a quorum steps down one lease after its last contact, which is
-//     no later than the earliest moment a follower may start campaigning,
-//     so the old leader has stopped leading before a new one can win. A
-//     shorter lease would widen that margin but make every scheduling
-//     stall longer than lease minus one heartbeat interval cost the
-//     leadership.
+//   - LeaderLease 75ms: raft caps it at Heartbeat. A leader that cannot
+//     reach a quorum steps down at most one lease plus raft's 10ms check
+//     interval after its last contact: 85ms, before the earliest moment
+//     (100ms) a follower may start campaigning. So the old leader has
+//     dropped the control-plane VIP before a new one can win, with a 15ms
+//     margin. An equal lease would leave no margin; a much shorter one
+//     would make every scheduling stall cost the leadership (the agent
+//     runs at nice -20 to keep stalls rare).
 //   - Commit 10ms: followers learn the commit index of the last entry
 //     within 10-20ms instead of raft's 50-100ms, so a follower that is
 //     handed a VIP starts announcing it sooner.
@@ -108,7 +109,7 @@ func DefaultTimeouts() Timeouts {
 	return Timeouts{
 		Heartbeat:         100 * time.Millisecond,
 		Election:          100 * time.Millisecond,
-		LeaderLease:       100 * time.Millisecond,
+		LeaderLease:       75 * time.Millisecond,
 		Commit:            10 * time.Millisecond,
 		SnapshotInterval:  30 * time.Second,
 		SnapshotThreshold: 1024,
