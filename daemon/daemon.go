@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			log.Debug("loop stopped", "loop", name)
 		}()
 	}
-	start("control-plane-vip", d.controlPlaneLoop)
+	start("announce", d.announceLoop)
 	if cfg.IsVoter && cfg.APIServerHealthURL != "" {
 		start("apiserver-health", d.healthLoop)
 	}
@@ -187,51 +187,6 @@ func (d *Daemon) RaftStatus() RaftStatus {
 
 // State implements statusSource.
 func (d *Daemon) State() raftstore.State { return d.node.State() }
-
-// controlPlaneLoop makes this node hold the control-plane VIPs exactly while it is the
-// Raft leader. hashicorp/raft steps a leader down when it loses its quorum for the
-// leader lease, so a partitioned leader drops the VIP before the others elect anew.
-func (d *Daemon) controlPlaneLoop(ctx context.Context) {
-	if d.holder == nil || len(d.cfg.VIPs) == 0 {
-		return
-	}
-	changes := d.node.LeadershipChanges()
-	apply := func(leader bool) {
-		var want []netip.Addr
-		if leader {
-			want = d.cfg.VIPs
-		}
-		held := d.holder.Held()
-		if slices.Equal(sortedAddrs(held), sortedAddrs(want)) {
-			return
-		}
-		if err := d.holder.Set(want); err != nil {
-			d.log.Error("control-plane VIP", "leader", leader, "err", err)
-			return
-		}
-		if leader {
-			d.m.failovers.Inc()
-			d.log.Info("holding control-plane VIP: this node is the raft leader", "vips", want)
-		} else {
-			d.log.Info("released control-plane VIP: this node is no longer the raft leader", "vips", d.cfg.VIPs)
-		}
-	}
-	apply(d.node.IsLeader())
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			apply(false)
-			return
-		case l := <-changes:
-			apply(l)
-		case <-tick.C:
-			// Belt and braces: an observation lost under load must not leave a stale VIP.
-			apply(d.node.IsLeader())
-		}
-	}
-}
 
 func sortedAddrs(a []netip.Addr) []netip.Addr {
 	out := append([]netip.Addr(nil), a...)

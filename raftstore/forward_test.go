@@ -117,3 +117,30 @@ func TestForwardWithoutLeader(t *testing.T) {
 		t.Fatal("forward without a leader succeeded")
 	}
 }
+
+func TestPeerContactsTrackLiveFollowers(t *testing.T) {
+	c := newCluster(t, 3, nil, DefaultTimeouts())
+	leader := c.leader()
+	var dead string
+	for _, n := range c.running() {
+		if n != leader {
+			dead = n.id
+			break
+		}
+	}
+	waitFor(t, "the leader to hear from both followers", func() bool {
+		pc := leader.PeerContacts()
+		return len(pc) == 2 && time.Since(pc[dead]) < time.Second
+	})
+	c.kill(dead)
+	time.Sleep(500 * time.Millisecond)
+	pc := leader.PeerContacts()
+	if time.Since(pc[dead]) < 400*time.Millisecond {
+		t.Fatalf("killed follower %s still counts as heard %s ago", dead, time.Since(pc[dead]))
+	}
+	for id, at := range pc {
+		if id != dead && time.Since(at) > 400*time.Millisecond {
+			t.Fatalf("live follower %s last heard %s ago", id, time.Since(at))
+		}
+	}
+}

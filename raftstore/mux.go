@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -26,6 +27,9 @@ const classifyTimeout = 5 * time.Second
 // muxLayer wraps a raft.StreamLayer and routes accepted connections by their first
 // byte: Raft connections to Accept, forwarded requests to handle.
 type muxLayer struct {
+	// heard maps a dialled address to the unix nanoseconds of the last bytes read
+	// from it (*atomic.Int64): on the leader, each follower's last answer.
+	heard     sync.Map
 	inner     raft.StreamLayer
 	raftConns chan net.Conn
 	handle    func(net.Conn)
@@ -100,9 +104,43 @@ func (m *muxLayer) Close() error {
 // Addr implements net.Listener.
 func (m *muxLayer) Addr() net.Addr { return m.inner.Addr() }
 
-// Dial implements raft.StreamLayer: a Raft connection.
+// Dial implements raft.StreamLayer: a Raft connection. Reads on it record when the
+// peer last answered, which is how the leader knows a node is alive (every
+// heartbeat is answered) without reaching into raft's internals.
 func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return m.dialKind(addr, timeout, connRaft)
+	c, err := m.dialKind(addr, timeout, connRaft)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := m.heard.LoadOrStore(string(addr), new(atomic.Int64))
+	return &heardConn{Conn: c, heard: v.(*atomic.Int64)}, nil
+}
+
+// lastHeard is when addr last answered on a Raft connection this node dialled.
+func (m *muxLayer) lastHeard(addr string) (time.Time, bool) {
+	v, ok := m.heard.Load(addr)
+	if !ok {
+		return time.Time{}, false
+	}
+	ns := v.(*atomic.Int64).Load()
+	if ns == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// heardConn stamps every successful read.
+type heardConn struct {
+	net.Conn
+	heard *atomic.Int64
+}
+
+func (c *heardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.heard.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (m *muxLayer) dialKind(addr raft.ServerAddress, timeout time.Duration, kind byte) (net.Conn, error) {
