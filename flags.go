@@ -22,6 +22,7 @@ const (
 	defaultHealthURL      = "https://127.0.0.1:6443/livez"
 	defaultHealthInterval = 250 * time.Millisecond
 	defaultNice           = -20
+	defaultWorkerRemoval  = 10 * time.Minute
 )
 
 // agentFlags is shared by `agent` and `manifest pod`, so the manifest can carry every
@@ -67,6 +68,7 @@ func agentFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "raft-snapshot-threshold", Value: t.SnapshotThreshold, Usage: "log entries since the last snapshot before taking a new one", EnvVars: []string{envName("raft-snapshot-threshold")}},
 		dur("fence-timeout", defaultFenceTimeout, "a node that has not heard from a leader this long drops its service VIPs"),
 		dur("node-down-timeout", defaultNodeDown, "the leader moves VIPs away from a node silent this long; > fence timeout"),
+		dur("worker-removal-timeout", defaultWorkerRemoval, "the leader removes a worker (nonvoter) silent this long from the raft configuration; it re-joins when it returns"),
 		str("apiserver-health-url", defaultHealthURL, "local kube-apiserver liveness URL checked by voters; empty disables the check"),
 		dur("apiserver-health-interval", defaultHealthInterval, "how often voters check the local kube-apiserver"),
 		&cli.IntFlag{Name: "nice", Value: defaultNice, Usage: "scheduling priority for the agent's threads (needs CAP_SYS_NICE; 0 leaves it alone): keeps heartbeats on time when the node's CPUs are saturated", EnvVars: []string{envName("nice")}},
@@ -131,6 +133,7 @@ func configFromFlags(c *cli.Context) daemon.Config {
 		},
 		FenceTimeout:            c.Duration("fence-timeout"),
 		NodeDownTimeout:         c.Duration("node-down-timeout"),
+		WorkerRemovalTimeout:    c.Duration("worker-removal-timeout"),
 		APIServerHealthURL:      c.String("apiserver-health-url"),
 		APIServerHealthInterval: c.Duration("apiserver-health-interval"),
 		LogLevel:                c.String("log-level"),

@@ -40,9 +40,10 @@ type Config struct {
 	TLSKey            string
 	InsecureTransport bool
 
-	Raft            raftstore.Timeouts
-	FenceTimeout    time.Duration
-	NodeDownTimeout time.Duration
+	Raft                 raftstore.Timeouts
+	FenceTimeout         time.Duration
+	NodeDownTimeout      time.Duration
+	WorkerRemovalTimeout time.Duration
 
 	APIServerHealthURL      string
 	APIServerHealthInterval time.Duration
@@ -293,6 +294,7 @@ func (p *Parsed) checkTimeouts() error {
 		{"raft-leader-lease-timeout", t.LeaderLease, 5 * time.Millisecond},
 		{"fence-timeout", p.FenceTimeout, 10 * time.Millisecond},
 		{"node-down-timeout", p.NodeDownTimeout, 10 * time.Millisecond},
+		{"worker-removal-timeout", p.WorkerRemovalTimeout, time.Second},
 		{"apiserver-health-interval", p.APIServerHealthInterval, 10 * time.Millisecond},
 	} {
 		if d.v < d.min {

@@ -33,9 +33,12 @@ type Daemon struct {
 	holder *vip.Holder
 	reg    *prometheus.Registry
 	m      *metrics
+	// services is the leader's Kubernetes view; nil without --kubeconfig.
+	services serviceSource
 
 	mu        sync.Mutex
 	apiHealth *bool // nil until the first check
+	draining  bool  // set on SIGTERM: the leader moves this node's VIPs away
 }
 
 // Run starts the agent and blocks until ctx is cancelled (SIGTERM/SIGINT), then stops
@@ -125,14 +128,20 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	start("announce", d.announceLoop)
 	if cfg.IsVoter && cfg.APIServerHealthURL != "" {
 		start("apiserver-health", d.healthLoop)
+	} else if cfg.IsVoter {
+		start("report", d.reportOnce)
 	}
 	if cfg.IsVoter {
 		start("leader", d.leaderLoop)
+	}
+	if cfg.Join != "" {
+		start("join", d.joinLoop)
 	}
 
 	<-ctx.Done()
 	log.Info("stopping: signal received")
 	stopStart := time.Now()
+	d.drain(drainBudget)
 	// Hand leadership over while the loops still run: the control-plane loop drops the
 	// VIP the moment this node stops being leader, and the new leader adds it.
 	if err := node.Shutdown(shutdownBudget); err != nil {

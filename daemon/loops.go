@@ -45,7 +45,7 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 			}
 		}
 		if dirty && tr.known {
-			dirty = !d.report(tr.healthy)
+			dirty = !d.report()
 		}
 		select {
 		case <-ctx.Done():
@@ -56,32 +56,48 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 }
 
 // report sends this node's view of itself to the leader; false means retry later.
-func (d *Daemon) report(apiHealthy bool) bool {
+func (d *Daemon) report() bool {
+	d.mu.Lock()
 	info := raftstore.NodeInfo{
 		Name:             d.cfg.NodeName,
 		Address:          d.cfg.RaftAddr,
-		Role:             "voter",
-		APIServerHealthy: apiHealthy,
+		Role:             raftstore.RoleVoter,
+		APIServerHealthy: d.apiHealth != nil && *d.apiHealth,
 		InterfaceUp:      d.holder != nil,
+		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
 	}
+	d.mu.Unlock()
 	if !d.cfg.IsVoter {
-		info.Role = "nonvoter"
+		info.Role = raftstore.RoleNonvoter
 	}
 	if err := d.node.Forward(raftstore.ReportNode{Node: info}, reportTimeout); err != nil {
 		d.m.reports.WithLabelValues("error").Inc()
-		d.log.Debug("health report not committed yet", "err", err)
+		d.log.Debug("node report not committed yet", "err", err)
 		return false
 	}
 	d.m.reports.WithLabelValues("ok").Inc()
 	return true
 }
 
-// leaderLoop runs the leader's decisions: commit the pools from its flags and hand
-// leadership away when its own API server is down while another voter's is up.
+// reportOnce records this node in the replicated state once a leader exists, which
+// also clears a Draining flag left by this node's previous run.
+func (d *Daemon) reportOnce(ctx context.Context) {
+	for !d.report() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// leaderLoop runs the leader's decisions: commit the pools from its flags, hand
+// leadership away when its own API server is down while another voter's is up,
+// move VIPs away from nodes that are down, and prune workers gone for good.
 func (d *Daemon) leaderLoop(ctx context.Context) {
-	var lastHandover time.Time
-	tick := time.NewTicker(d.cfg.APIServerHealthInterval)
+	var lastHandover, leaderSince time.Time
+	tick := time.NewTicker(max(d.cfg.NodeDownTimeout/6, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -91,20 +107,27 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		if !d.node.IsLeader() {
+			leaderSince = time.Time{}
 			continue
+		}
+		if leaderSince.IsZero() {
+			leaderSince = time.Now()
 		}
 		st := d.node.State()
 		d.syncPools(st)
-		if time.Since(lastHandover) < handoverBackoff {
-			continue
-		}
 		servers, err := d.node.Servers()
 		if err != nil {
 			continue
 		}
+		contacts := d.node.PeerContacts()
+		d.assignOwners(st, servers, contacts, leaderSince)
+		d.pruneWorkers(servers, contacts, leaderSince)
+		if time.Since(lastHandover) < handoverBackoff {
+			continue
+		}
 		var voters []string
 		for _, s := range servers {
-			if s.Suffrage == "Voter" {
+			if s.Suffrage == raftstore.SuffrageVoter {
 				voters = append(voters, s.ID)
 			}
 		}

@@ -8,6 +8,7 @@ type metrics struct {
 	handovers  prometheus.Counter
 	apiHealthy prometheus.Gauge
 	reports    *prometheus.CounterVec
+	moves      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -28,9 +29,13 @@ func newMetrics() *metrics {
 			Name: "raftvip_node_reports_total",
 			Help: "Node health reports sent to the leader, by result.",
 		}, []string{"result"}),
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "raftvip_vip_owner_changes_total",
+			Help: "Service VIP owner changes committed by this node as leader, by reason.",
+		}, []string{"reason"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.failovers, m.handovers, m.apiHealthy, m.reports}
+	return []prometheus.Collector{m.failovers, m.handovers, m.apiHealthy, m.reports, m.moves}
 }
