@@ -29,6 +29,7 @@ const (
 	TypeReportNode  CommandType = 6
 	TypeRemoveNode  CommandType = 7
 	TypeBatch       CommandType = 8
+	TypeAdvertisers CommandType = 9
 )
 
 // String names the type in errors and logs.
@@ -50,6 +51,8 @@ func (t CommandType) String() string {
 		return "remove_node"
 	case TypeBatch:
 		return "batch"
+	case TypeAdvertisers:
+		return "set_advertisers"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
@@ -259,6 +262,11 @@ func decodeTyped(t CommandType, body []byte, allowBatch bool) (op, error) {
 	case TypeRemoveNode:
 		var c RemoveNode
 		err = strictJSON(body, &c)
+		o = c
+	case TypeAdvertisers:
+		var c SetAdvertisers
+		err = strictJSON(body, &c)
+		c.Nodes = cloneStrings(c.Nodes)
 		o = c
 	case TypeBatch:
 		if !allowBatch {

@@ -83,6 +83,15 @@ func TestFSMAppliesEveryCommand(t *testing.T) {
 	if got := f.State().Nodes; len(got) != 0 {
 		t.Fatalf("RemoveNode left %#v", got)
 	}
+
+	mustApply(t, f, SetAdvertisers{VIP: "198.51.100.100", Nodes: []string{"cp3", "cp1", "cp3"}})
+	if got := f.State().Advertisers["198.51.100.100"]; !reflect.DeepEqual(got, []string{"cp1", "cp3"}) {
+		t.Fatalf("advertisers = %v, want sorted and unique [cp1 cp3]", got)
+	}
+	mustApply(t, f, SetAdvertisers{VIP: "198.51.100.100"})
+	if got := f.State().Advertisers; len(got) != 0 {
+		t.Fatalf("empty SetAdvertisers left %#v", got)
+	}
 }
 
 func TestFSMEpochIncrementsPerVIP(t *testing.T) {
@@ -289,7 +298,7 @@ func richState(t *testing.T) *FSM {
 func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	src := richState(t)
 	want := src.State()
-	if len(want.Pools) == 0 || len(want.Allocations) < 2 || len(want.Owners) == 0 || len(want.Nodes) < 2 || !want.APIServerEverHealthy {
+	if len(want.Pools) == 0 || len(want.Allocations) < 2 || len(want.Owners) == 0 || len(want.Nodes) < 2 || !want.APIServerEverHealthy || len(want.Advertisers) == 0 {
 		t.Fatalf("test state is not rich enough: %#v", want)
 	}
 	snap, err := src.Snapshot()

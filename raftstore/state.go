@@ -67,6 +67,9 @@ type State struct {
 	Owners               map[string]Owner      `json:"owners"`
 	Nodes                map[string]NodeInfo   `json:"nodes"`
 	APIServerEverHealthy bool                  `json:"apiserver_ever_healthy"`
+	// Advertisers is, in BGP mode, VIP → the nodes that advertise it (ECMP),
+	// sorted. L2 mode uses Owners instead: one node per VIP.
+	Advertisers map[string][]string `json:"advertisers"`
 }
 
 // NewState returns an empty state with all maps allocated, the form the FSM
@@ -77,6 +80,7 @@ func NewState() State {
 		Allocations: map[string]Allocation{},
 		Owners:      map[string]Owner{},
 		Nodes:       map[string]NodeInfo{},
+		Advertisers: map[string][]string{},
 	}
 }
 
@@ -89,6 +93,10 @@ func (s State) Clone() State {
 		Owners:               maps.Clone(s.Owners),
 		Nodes:                make(map[string]NodeInfo, len(s.Nodes)),
 		APIServerEverHealthy: s.APIServerEverHealthy,
+		Advertisers:          make(map[string][]string, len(s.Advertisers)),
+	}
+	for k, v := range s.Advertisers {
+		c.Advertisers[k] = cloneStrings(v)
 	}
 	if c.Owners == nil {
 		c.Owners = map[string]Owner{}
