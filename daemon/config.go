@@ -34,6 +34,14 @@ type Config struct {
 	Namespace        string // the daemon's own namespace (downward API), for ServiceL2Status
 	PodName          string // the daemon's own (mirror) pod, owner of its ServiceL2Status objects
 
+	// BGP mode (--bgp-*), checked by parseBGP.
+	BGPAS            string
+	BGPRouterID      string
+	BGPPeers         []string // ADDRESS,AS[,option=value...]
+	BGPSourceAddress string
+	BGPNextHopIPv6   string
+	BGPPoolAttrs     []string // POOL=ATTRS
+
 	TLSCACert         string
 	TLSCAKey          string
 	TLSCert           string
@@ -55,8 +63,8 @@ type Config struct {
 	Nice int
 }
 
-// Modes the agent knows. BGP is part of the CLI contract (DESIGN.md) and is refused
-// with a clear message until the BGP speaker lands, rather than silently doing L2.
+// Modes the agent knows: l2 puts each VIP on one node's interface and announces it
+// with ARP/NDP; bgp advertises VIPs to routers from every eligible node (docs/bgp.md).
 const (
 	ModeL2  = "l2"
 	ModeBGP = "bgp"
@@ -71,6 +79,7 @@ type Parsed struct {
 	IsVoter   bool
 	VIPs      []netip.Addr
 	Pools     []ipam.Pool
+	BGP       bgpSettings // bgp mode only
 }
 
 // FlagError names the flag (or file) and the bad value so the agent can print one
@@ -106,9 +115,7 @@ func (c Config) Validate() (*Parsed, error) {
 		return nil, flagErr("node-name", c.NodeName, "must not contain spaces, '=', ',' or '/'")
 	}
 	switch c.Mode {
-	case ModeL2:
-	case ModeBGP:
-		return nil, flagErr("mode", c.Mode, "bgp mode is not available in this build; use l2")
+	case ModeL2, ModeBGP:
 	default:
 		return nil, flagErr("mode", c.Mode, "unknown mode; want l2 or bgp")
 	}
@@ -138,6 +145,9 @@ func (c Config) Validate() (*Parsed, error) {
 		return nil, &FlagError{Flag: "pool", Err: err}
 	}
 	p.Pools = pools
+	if err := p.parseBGP(); err != nil {
+		return nil, err
+	}
 	if err := p.checkTLS(); err != nil {
 		return nil, err
 	}
@@ -244,7 +254,8 @@ func (p *Parsed) parseVIPs() error {
 		}
 		p.VIPs = append(p.VIPs, a)
 	}
-	if len(p.VIPs) > 0 && p.Interface == "" {
+	// In bgp mode VIPs live on lo and reach the segment through routers.
+	if len(p.VIPs) > 0 && p.Interface == "" && p.Mode != ModeBGP {
 		return flagErr("interface", "", "must name the interface that carries --control-plane-vip")
 	}
 	return nil
@@ -315,6 +326,10 @@ func (p *Parsed) checkTimeouts() error {
 func (p *Parsed) CheckEnvironment(checkVIP func(iface string, vip netip.Addr) error) error {
 	if err := raftstore.CheckDataDir(p.DataDir); err != nil {
 		return flagErr("data-dir", p.DataDir, "%v", err)
+	}
+	if p.Mode == ModeBGP {
+		// VIPs go on lo and routers carry them: the L2 segment checks do not apply.
+		return nil
 	}
 	for _, v := range p.VIPs {
 		if err := checkVIP(p.Interface, v); err != nil {

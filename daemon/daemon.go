@@ -20,6 +20,7 @@ import (
 
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/vip"
+	"github.com/raftvip/raftvip/vip/bgp"
 )
 
 // shutdownBudget bounds how long a stopping agent spends handing over before it exits.
@@ -35,6 +36,8 @@ type Daemon struct {
 	m      *metrics
 	// services is the leader's Kubernetes view; nil without --kubeconfig.
 	services serviceSource
+	// bgp is the BGP speaker and the VIPs held on lo (bgp mode only).
+	bgp *bgpAdvertiser
 
 	mu        sync.Mutex
 	apiHealth *bool // nil until the first check
@@ -67,7 +70,17 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	d.reg.MustRegister(d.m.collectors()...)
 	d.reg.MustRegister(vip.Collectors()...)
 
-	if cfg.Interface != "" {
+	if cfg.Mode == ModeBGP {
+		// VIPs go on lo, never on the segment interface, and are advertised to routers.
+		b, err := newBGPAdvertiser(cfg, log)
+		if err != nil {
+			return err
+		}
+		d.bgp = b
+		defer b.close()
+		d.reg.MustRegister(bgp.Collectors()...)
+		d.reg.MustRegister(b.changes)
+	} else if cfg.Interface != "" {
 		h, err := vip.NewHolder(cfg.Interface, log)
 		if err != nil {
 			return fmt.Errorf("--interface %q: %w", cfg.Interface, err)
@@ -125,7 +138,23 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			log.Debug("loop stopped", "loop", name)
 		}()
 	}
-	start("announce", d.announceLoop)
+	// In bgp mode the advertise loop stops first on shutdown, so routers move traffic
+	// away before anything else stops.
+	stopBGP := func() {}
+	if d.bgp != nil {
+		bgpLoops, cancelBGP := context.WithCancel(context.Background())
+		bgpDone := make(chan struct{})
+		go func() {
+			defer close(bgpDone)
+			d.bgpLoop(bgpLoops)
+		}()
+		stopBGP = func() {
+			cancelBGP()
+			<-bgpDone
+		}
+	} else {
+		start("announce", d.announceLoop)
+	}
 	if cfg.IsVoter && cfg.APIServerHealthURL != "" {
 		start("apiserver-health", d.healthLoop)
 	} else if cfg.IsVoter {
@@ -141,6 +170,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	<-ctx.Done()
 	log.Info("stopping: signal received")
 	stopStart := time.Now()
+	stopBGP()
 	d.drain(drainBudget)
 	// Hand leadership over while the loops still run: the control-plane loop drops the
 	// VIP the moment this node stops being leader, and the new leader adds it.
@@ -183,6 +213,14 @@ func (d *Daemon) RaftStatus() RaftStatus {
 		for _, v := range d.holder.Held() {
 			st.HeldVIPs = append(st.HeldVIPs, v.String())
 		}
+	}
+	if d.bgp != nil {
+		for _, v := range d.bgp.heldVIPs() {
+			st.HeldVIPs = append(st.HeldVIPs, v.String())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st.BGPSessions = d.bgp.sessions(ctx)
+		cancel()
 	}
 	d.mu.Lock()
 	st.APIServerHealthy = d.apiHealth

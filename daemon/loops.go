@@ -63,7 +63,7 @@ func (d *Daemon) report() bool {
 		Address:          d.cfg.RaftAddr,
 		Role:             raftstore.RoleVoter,
 		APIServerHealthy: d.apiHealth != nil && *d.apiHealth,
-		InterfaceUp:      d.holder != nil,
+		InterfaceUp:      d.holder != nil || d.bgp != nil,
 		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
 	}
@@ -120,7 +120,11 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 			continue
 		}
 		contacts := d.node.PeerContacts()
-		d.assignOwners(st, servers, contacts, leaderSince)
+		if d.cfg.Mode == ModeBGP {
+			d.decideAdvertisers(st, servers, contacts, leaderSince)
+		} else {
+			d.assignOwners(st, servers, contacts, leaderSince)
+		}
 		d.pruneWorkers(servers, contacts, leaderSince)
 		if time.Since(lastHandover) < handoverBackoff {
 			continue

@@ -21,6 +21,17 @@ type RaftStatus struct {
 	HeldVIPs          []string `json:"held_vips"`
 	PoolFlagsMismatch bool     `json:"pool_flags_mismatch"`
 	Warnings          []string `json:"warnings,omitempty"`
+	// BGPSessions are this node's sessions with its routers (bgp mode only).
+	BGPSessions []BGPSession `json:"bgp_sessions,omitempty"`
+}
+
+// BGPSession is one router session in /raft/status, so an operator sees at a glance
+// which routers hear this node and how many VIPs they were sent.
+type BGPSession struct {
+	Peer          string `json:"peer"`
+	State         string `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	PrefixesSent  uint64 `json:"prefixes_sent"`
 }
 
 // statusSource is what the status server reads; the daemon implements it so the
