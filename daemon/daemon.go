@@ -160,6 +160,17 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	} else if cfg.IsVoter {
 		start("report", d.reportOnce)
 	}
+	if cfg.IsVoter && cfg.Kubeconfig != "" {
+		// Every voter keeps warm informers; only the leader acts. Run never blocks on
+		// the API server, so the control-plane VIP comes first.
+		svc, err := newServiceController(node, cfg.Kubeconfig, cfg.LBClass, log, d.reg)
+		if err != nil {
+			log.Error("service controller disabled", "kubeconfig", cfg.Kubeconfig, "err", err)
+		} else {
+			d.services = svc
+			start("services", svc.Run)
+		}
+	}
 	if cfg.IsVoter {
 		start("leader", d.leaderLoop)
 	}

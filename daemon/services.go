@@ -1,0 +1,625 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/raftvip/raftvip/daemon/assign"
+	"github.com/raftvip/raftvip/daemon/ipam"
+	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/watchers"
+)
+
+const (
+	// serviceApplyTimeout bounds one Raft commit of a batch of decisions.
+	serviceApplyTimeout = 5 * time.Second
+	// maxCommandsPerApply splits a huge burst into a few Raft entries of bounded size.
+	maxCommandsPerApply = 500
+	// statusWriters is how many status patches run at once.
+	statusWriters = 16
+	// leaderPoll is how often the controller looks for a leadership gain it has not
+	// seen through a state change.
+	leaderPoll = 250 * time.Millisecond
+	// barrierKey is released (a no-op) once per leadership term before the first
+	// decision: Raft applies in order, so once it is applied this node's FSM holds
+	// everything earlier leaders committed. Namespaces are DNS labels and cannot
+	// contain a dot, so no Service ever has this key.
+	barrierKey = "raftvip.io/barrier"
+)
+
+// serviceRaft is what the service controller needs of the Raft node.
+type serviceRaft interface {
+	IsLeader() bool
+	Status() raftstore.Status
+	State() raftstore.State
+	Changed() <-chan struct{}
+	Apply(raftstore.Command, time.Duration) error
+}
+
+// serviceController is the leader's reconcile of LoadBalancer Services: it allocates
+// and releases addresses through Raft and writes status and Events back. Every voter
+// runs one so its caches are warm; only the leader acts.
+type serviceController struct {
+	node       serviceRaft
+	kubeconfig string
+	lbClass    string
+	log        *slog.Logger
+	m          *serviceMetrics
+	wm         *watchers.Metrics
+
+	// Set by run once the API server answers; read by the owners loop too.
+	w   atomic.Pointer[watchers.Watcher]
+	out atomic.Pointer[watchers.Writer]
+
+	// Owned by the reconcile (the watcher's single worker goroutine).
+	pending       map[string]bool // Services left without addresses; true: retried when some are freed
+	barrierTerm   uint64
+	warnedNoPools bool
+}
+
+type serviceMetrics struct {
+	allocations prometheus.Gauge
+	pending     prometheus.Gauge
+	latency     prometheus.Histogram
+	reconciles  prometheus.Counter
+	applies     prometheus.Counter
+	commands    prometheus.Counter
+	statuses    *prometheus.CounterVec
+}
+
+func newServiceMetrics() *serviceMetrics {
+	return &serviceMetrics{
+		allocations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "raftvip_service_allocations",
+			Help: "Services holding committed LoadBalancer addresses.",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "raftvip_service_pending",
+			Help: "LoadBalancer Services the leader could not give addresses (see their Events).",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "raftvip_service_reconcile_duration_seconds",
+			Help:    "Time the leader spent on one batch of changed Services: decide, commit, write status.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		reconciles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftvip_service_reconciles_total",
+			Help: "Services reconciled by the leader (changed views only; compare raftvip_kube_events_received_total).",
+		}),
+		applies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftvip_service_raft_applies_total",
+			Help: "Raft entries the service reconcile committed (each a batch of commands).",
+		}),
+		commands: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftvip_service_raft_commands_total",
+			Help: "Allocate and Release commands the service reconcile committed.",
+		}),
+		statuses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "raftvip_service_status_writes_total",
+			Help: "status.loadBalancer writes, by result.",
+		}, []string{"result"}),
+	}
+}
+
+func (m *serviceMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.allocations, m.pending, m.latency, m.reconciles, m.applies, m.commands, m.statuses}
+}
+
+// newServiceController prepares the controller and registers its metrics; it does
+// not touch the network. Run does the rest.
+func newServiceController(node *raftstore.Node, kubeconfig, lbClass string, log *slog.Logger, reg prometheus.Registerer) (*serviceController, error) {
+	return newServiceControllerFor(node, kubeconfig, lbClass, log, reg)
+}
+
+func newServiceControllerFor(node serviceRaft, kubeconfig, lbClass string, log *slog.Logger, reg prometheus.Registerer) (*serviceController, error) {
+	s := &serviceController{
+		node:       node,
+		kubeconfig: kubeconfig,
+		lbClass:    lbClass,
+		log:        log.With("component", "services"),
+		m:          newServiceMetrics(),
+		wm:         watchers.NewMetrics(),
+		pending:    map[string]bool{},
+	}
+	if reg != nil {
+		for _, c := range append(s.m.collectors(), s.wm.Collectors()...) {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("service metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Run waits for the API server (with backoff, never blocking anything else), starts
+// the informers and reconciles until ctx is done. It acts only while this node is the
+// Raft leader and resyncs every Service on each leadership gain.
+func (s *serviceController) Run(ctx context.Context) {
+	clients, err := watchers.Connect(ctx, s.kubeconfig, s.log)
+	if err != nil {
+		return
+	}
+	s.run(ctx, clients.Main, watchers.NewWriter(clients.Main, clients.Events, s.node.Status().Node))
+}
+
+func (s *serviceController) run(ctx context.Context, client kubernetes.Interface, out *watchers.Writer) {
+	out.Start(ctx)
+	w, err := watchers.New(client, watchers.Options{LBClass: s.lbClass, Log: s.log, Metrics: s.wm})
+	if err != nil {
+		s.log.Error("service controller stopped", "err", err)
+		return
+	}
+	s.out.Store(out)
+	s.w.Store(w)
+	go s.followLeadership(ctx)
+	w.Run(ctx, s.reconcile)
+}
+
+// followLeadership requeues every Service, and every key holding an allocation, when
+// this node becomes leader or the committed pools change: the new leader rewrites
+// status and releases what belongs to deleted Services, and pending Services get
+// another chance (or an Event when their address left every pool).
+func (s *serviceController) followLeadership(ctx context.Context) {
+	tick := time.NewTicker(leaderPoll)
+	defer tick.Stop()
+	wasLeader := false
+	var pools map[string]raftstore.Pool
+	changed := s.node.Changed()
+	stateMoved := true
+	for {
+		leader := s.node.IsLeader()
+		if stateMoved || leader != wasLeader {
+			changed = s.node.Changed()
+			st := s.node.State()
+			s.m.allocations.Set(float64(len(st.Allocations)))
+			if leader && (!wasLeader || !reflect.DeepEqual(pools, st.Pools)) {
+				keys := make([]string, 0, len(st.Allocations))
+				for k := range st.Allocations {
+					keys = append(keys, k)
+				}
+				s.log.Info("resyncing all services", "gained_leadership", !wasLeader, "allocations", len(keys))
+				s.w.Load().RequeueAll()
+				s.w.Load().Requeue(keys...)
+			}
+			pools = st.Pools
+		}
+		wasLeader = leader
+		stateMoved = false
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			stateMoved = true
+		case <-tick.C:
+		}
+	}
+}
+
+var _ serviceSource = (*serviceController)(nil)
+
+// Ready implements serviceSource: true once the informer caches are complete.
+func (s *serviceController) Ready() bool {
+	w := s.w.Load()
+	return w != nil && w.Synced()
+}
+
+// Endpoints implements serviceSource from the caches: who may announce each of our
+// Services.
+func (s *serviceController) Endpoints() map[string]endpointInfo {
+	w := s.w.Load()
+	if w == nil {
+		return nil
+	}
+	out := map[string]endpointInfo{}
+	for _, v := range w.Views() {
+		out[v.Key] = endpointInfo{LocalTraffic: v.LocalTraffic, EndpointNodes: v.EndpointNodes, HasEndpoints: v.HasEndpoints}
+	}
+	return out
+}
+
+// ExcludedNodes implements serviceSource.
+func (s *serviceController) ExcludedNodes() []string {
+	if w := s.w.Load(); w != nil {
+		return w.ExcludedNodes()
+	}
+	return nil
+}
+
+// OwnersChanged implements serviceSource: an Event on every Service whose VIP got a
+// new announcer or lost its last one.
+func (s *serviceController) OwnersChanged(ds []assign.Decision) {
+	w, out := s.w.Load(), s.out.Load()
+	if w == nil || out == nil {
+		return
+	}
+	for _, d := range ds {
+		if d.Reason == assign.ReasonServiceRemoved {
+			continue
+		}
+		warning, msg := false, fmt.Sprintf("%s moved from %s to %s: %s", d.VIP, d.From, d.To, d.Reason)
+		switch {
+		case d.To == "":
+			warning, msg = true, fmt.Sprintf("%s is not announced by any node: %s", d.VIP, d.Reason)
+		case d.From == "":
+			msg = fmt.Sprintf("%s announced by %s (%s)", d.VIP, d.To, d.Reason)
+		}
+		for _, key := range append([]string{d.Service}, d.SharedWith...) {
+			if v := w.View(key); v != nil {
+				out.Event(watchers.ServiceRef{Namespace: v.Namespace, Name: v.Name, UID: v.UID}, warning, watchers.ReasonAnnouncer, msg)
+			}
+		}
+	}
+}
+
+// svcDecision is what the leader decided for one Service in a batch.
+type svcDecision struct {
+	key          string
+	ref          watchers.ServiceRef
+	cmds         []raftstore.Command
+	writeIngress bool
+	ingress      []netip.Addr
+	events       []svcEvent
+	pending      bool
+	needsSpace   bool // pending for lack of free addresses: retried when some are freed
+	freed        bool // addresses went back to the pools: pending Services may fit now
+	summary      string
+}
+
+type svcEvent struct {
+	warning bool
+	reason  string
+	msg     string
+}
+
+// reconcile is the watcher's handler: decide for the whole batch against one
+// snapshot of the committed state, commit all commands in as few Raft entries as
+// possible, then write status and Events.
+func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Update) map[string]error {
+	st := s.node.Status()
+	if st.State != "Leader" {
+		return nil
+	}
+	start := time.Now()
+	defer func() { s.m.latency.Observe(time.Since(start).Seconds()) }()
+	if st.Term != s.barrierTerm {
+		if err := s.node.Apply(raftstore.Release{Service: barrierKey}, serviceApplyTimeout); err != nil {
+			return failAll(updates, fmt.Errorf("raft barrier: %w", err))
+		}
+		s.barrierTerm = st.Term
+	}
+	state := s.node.State()
+	pools, err := poolsFromState(state.Pools)
+	if err != nil {
+		return failAll(updates, err)
+	}
+	if len(pools) == 0 && !s.warnedNoPools {
+		s.log.Warn("no address pools committed: LoadBalancer Services wait for the leader's --pool flags")
+	}
+	s.warnedNoPools = len(pools) == 0
+	used := ipam.NewUsed(ipamAllocations(state.Allocations))
+	slices.SortFunc(updates, func(a, b watchers.Update) int { return strings.Compare(a.Key, b.Key) })
+	decisions := make([]svcDecision, len(updates))
+	for i, u := range updates {
+		decisions[i] = s.decide(pools, used, state.Allocations, u)
+	}
+	s.m.reconciles.Add(float64(len(updates)))
+	errs := s.commit(decisions)
+	if s.node.Status().Term != st.Term {
+		// Leadership moved while deciding: another leader may have committed in
+		// between. Re-deciding everything lets ipam drop any clash that slipped in.
+		s.w.Load().RequeueAll()
+	}
+	s.writeStatus(ctx, decisions, errs)
+	freed := false
+	for _, d := range decisions {
+		if errs[d.key] != nil {
+			continue
+		}
+		for _, e := range d.events {
+			s.out.Load().Event(d.ref, e.warning, e.reason, e.msg)
+		}
+		if d.summary != "" {
+			s.log.Info(d.summary, "service", d.key, "ips", d.ingress)
+		}
+		freed = freed || d.freed
+		if d.pending {
+			s.pending[d.key] = d.needsSpace
+		} else {
+			delete(s.pending, d.key)
+		}
+	}
+	s.m.pending.Set(float64(len(s.pending)))
+	s.m.allocations.Set(float64(used.Len()))
+	if freed {
+		s.retryPending(decisions)
+	}
+	return errs
+}
+
+func failAll(updates []watchers.Update, err error) map[string]error {
+	out := make(map[string]error, len(updates))
+	for _, u := range updates {
+		out[u.Key] = err
+	}
+	return out
+}
+
+// retryPending requeues the Services waiting for free addresses after some were
+// freed. Services pending for other reasons (a malformed or impossible request) wait
+// for their own spec or the pools to change, which requeues them anyway.
+func (s *serviceController) retryPending(batch []svcDecision) {
+	var keys []string
+	for k, needsSpace := range s.pending {
+		if needsSpace && !slices.ContainsFunc(batch, func(d svcDecision) bool { return d.key == k }) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) > 0 {
+		s.w.Load().Requeue(keys...)
+	}
+}
+
+// decide works out one Service's commands, status and Events, and updates used so
+// the next Service in the batch sees this one's addresses.
+func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs map[string]raftstore.Allocation, u watchers.Update) svcDecision {
+	d := svcDecision{key: u.Key}
+	ex, had := allocs[u.Key]
+	v := u.View
+	if v == nil {
+		if had {
+			ns, name, _ := strings.Cut(u.Key, "/")
+			d.ref = watchers.ServiceRef{Namespace: ns, Name: name, UID: types.UID(ex.UID)}
+			d.release(used, ex, "the Service was deleted")
+		}
+		return d
+	}
+	d.ref = watchers.ServiceRef{Namespace: v.Namespace, Name: v.Name, UID: v.UID}
+	if !v.Ours {
+		if had {
+			d.release(used, ex, s.notOursReason())
+			if len(v.Ingress) > 0 && slices.Equal(addrStrings(v.Ingress), ex.IPs) {
+				d.writeIngress = true
+			}
+		}
+		return d
+	}
+	var existing *ipam.Allocation
+	if had && ex.UID != string(v.UID) {
+		// A re-created Service: the old object's allocation goes, silently.
+		d.cmds = append(d.cmds, raftstore.Release{Service: u.Key})
+		used.Remove(u.Key)
+		d.freed = true
+	} else if had {
+		a := ipamAllocation(ex)
+		existing = &a
+	}
+	if v.Err != nil {
+		msg := v.Err.Error()
+		if existing != nil {
+			msg += "; keeping " + joinIPs(existing.IPs)
+			d.setIngress(v, existing.IPs)
+		}
+		d.events = append(d.events, svcEvent{warning: true, reason: watchers.ReasonInvalidRequest, msg: msg})
+		d.pending = existing == nil
+		return d
+	}
+	if len(pools) == 0 && existing == nil {
+		// No pools committed yet (a fresh cluster's leader commits its --pool flags
+		// right after winning): wait quietly; committing pools requeues every Service.
+		d.pending = true
+		return d
+	}
+	res := ipam.Allocate(pools, used, request(v), existing)
+	if res.Err != nil {
+		d.pending = true
+		d.needsSpace = errors.Is(res.Err, ipam.ErrExhausted) || errors.Is(res.Err, ipam.ErrInUse) || errors.Is(res.Err, ipam.ErrNoDualStack)
+		d.events = append(d.events, svcEvent{warning: true, reason: watchers.ReasonAllocationFailed, msg: res.Reason})
+		d.summary = "service pending: " + res.Reason
+		if res.Changed {
+			d.cmds = append(d.cmds, raftstore.Release{Service: u.Key})
+			used.Remove(u.Key)
+			d.freed = true
+		}
+		d.setIngress(v, nil)
+		return d
+	}
+	switch {
+	case res.Changed:
+		d.cmds = append(d.cmds, raftstore.Allocate{Allocation: raftAllocation(res.Allocation, v.UID)})
+		used.Add(res.Allocation)
+		d.events = append(d.events, svcEvent{reason: watchers.ReasonAllocated, msg: res.Reason})
+		d.summary = "service allocated: " + res.Reason
+		d.freed = d.freed || existing != nil && slices.ContainsFunc(existing.IPs, func(ip netip.Addr) bool {
+			return !slices.Contains(res.Allocation.IPs, ip)
+		})
+	case res.Reason != "":
+		d.events = append(d.events, svcEvent{warning: true, reason: watchers.ReasonOutsidePools, msg: res.Reason})
+	}
+	d.setIngress(v, res.Allocation.IPs)
+	return d
+}
+
+func (d *svcDecision) release(used *ipam.Used, ex raftstore.Allocation, why string) {
+	d.cmds = append(d.cmds, raftstore.Release{Service: ex.Service})
+	used.Remove(ex.Service)
+	d.freed = true
+	msg := fmt.Sprintf("released %s: %s", strings.Join(ex.IPs, ", "), why)
+	d.events = append(d.events, svcEvent{reason: watchers.ReasonReleased, msg: msg})
+	d.summary = "service " + msg
+}
+
+// setIngress asks for a status write when the Service does not show ips as VIPs.
+func (d *svcDecision) setIngress(v *watchers.View, ips []netip.Addr) {
+	if !slices.Equal(v.Ingress, ips) || len(ips) > 0 && !v.IngressIsVIP {
+		d.writeIngress = true
+		d.ingress = ips
+	}
+}
+
+func (s *serviceController) notOursReason() string {
+	if s.lbClass == "" {
+		return "the Service is no longer of type LoadBalancer without a loadBalancerClass"
+	}
+	return fmt.Sprintf("the Service is no longer of type LoadBalancer with loadBalancerClass %q", s.lbClass)
+}
+
+// commit applies the batch's commands in as few Raft entries as possible. A failed
+// entry fails its Services and every later one (their decisions assumed it), which
+// the watcher retries with backoff.
+func (s *serviceController) commit(decisions []svcDecision) map[string]error {
+	errs := map[string]error{}
+	var chunk []raftstore.Command
+	first := 0
+	flush := func(end int) error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := s.node.Apply(raftstore.Batch{Commands: chunk}, serviceApplyTimeout)
+		if err != nil {
+			return fmt.Errorf("commit %d service commands: %w", len(chunk), err)
+		}
+		s.m.applies.Inc()
+		s.m.commands.Add(float64(len(chunk)))
+		chunk, first = nil, end
+		return nil
+	}
+	var err error
+	for i, d := range decisions {
+		if len(chunk)+len(d.cmds) > maxCommandsPerApply {
+			if err = flush(i); err != nil {
+				break
+			}
+		}
+		chunk = append(chunk, d.cmds...)
+	}
+	if err == nil {
+		err = flush(len(decisions))
+	}
+	if err != nil {
+		s.log.Warn("service decisions not committed; retrying", "services", len(decisions)-first, "err", err)
+		for _, d := range decisions[first:] {
+			errs[d.key] = err
+		}
+	}
+	return errs
+}
+
+// writeStatus patches status.loadBalancer of the committed decisions that need it,
+// statusWriters at a time. A Service deleted meanwhile is not an error.
+func (s *serviceController) writeStatus(ctx context.Context, decisions []svcDecision, errs map[string]error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, statusWriters)
+	for _, d := range decisions {
+		if !d.writeIngress || errs[d.key] != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := s.out.Load().SetIngress(ctx, d.ref.Namespace, d.ref.Name, d.ingress)
+			if apierrors.IsNotFound(err) {
+				err = nil
+			}
+			result := "ok"
+			if err != nil {
+				result = "error"
+				mu.Lock()
+				errs[d.key] = err
+				mu.Unlock()
+			}
+			s.m.statuses.WithLabelValues(result).Inc()
+		}()
+	}
+	wg.Wait()
+}
+
+// request turns a Service view into the allocator's input.
+func request(v *watchers.View) ipam.Request {
+	r := ipam.Request{Service: v.Key, Pool: v.Pool, RequestedIPs: v.RequestedIPs, SharingKey: v.SharingKey}
+	for _, f := range v.Families {
+		switch f {
+		case corev1.IPv4Protocol:
+			r.Families = append(r.Families, ipam.V4)
+		case corev1.IPv6Protocol:
+			r.Families = append(r.Families, ipam.V6)
+		}
+	}
+	switch v.Policy {
+	case corev1.IPFamilyPolicyPreferDualStack:
+		r.Policy = ipam.PreferDualStack
+	case corev1.IPFamilyPolicyRequireDualStack:
+		r.Policy = ipam.RequireDualStack
+	}
+	for _, p := range v.Ports {
+		r.Ports = append(r.Ports, ipam.Port{Protocol: p.Protocol, Port: p.Port})
+	}
+	return r
+}
+
+// raftAllocation is the FSM form of an allocation: canonical address text, ports as
+// PROTOCOL/NUMBER.
+func raftAllocation(a ipam.Allocation, uid types.UID) raftstore.Allocation {
+	out := raftstore.Allocation{Service: a.Service, UID: string(uid), Pool: a.Pool, SharingKey: a.SharingKey, IPs: addrStrings(a.IPs)}
+	for _, p := range a.Ports {
+		out.Ports = append(out.Ports, p.String())
+	}
+	return out
+}
+
+// ipamAllocation reads back what raftAllocation wrote; entries it cannot parse are
+// skipped (only this code writes them).
+func ipamAllocation(a raftstore.Allocation) ipam.Allocation {
+	out := ipam.Allocation{Service: a.Service, Pool: a.Pool, SharingKey: a.SharingKey}
+	for _, s := range a.IPs {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out.IPs = append(out.IPs, ip)
+		}
+	}
+	for _, s := range a.Ports {
+		proto, num, ok := strings.Cut(s, "/")
+		n, err := strconv.ParseInt(num, 10, 32)
+		if ok && err == nil {
+			out.Ports = append(out.Ports, ipam.Port{Protocol: proto, Port: int32(n)})
+		}
+	}
+	return out
+}
+
+func ipamAllocations(m map[string]raftstore.Allocation) []ipam.Allocation {
+	out := make([]ipam.Allocation, 0, len(m))
+	for _, a := range m {
+		out = append(out, ipamAllocation(a))
+	}
+	return out
+}
+
+func addrStrings(ips []netip.Addr) []string {
+	if len(ips) == 0 {
+		return nil
+	}
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
+
+func joinIPs(ips []netip.Addr) string { return strings.Join(addrStrings(ips), ", ") }

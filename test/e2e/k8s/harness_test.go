@@ -1,0 +1,366 @@
+// Package k8s is the black-box end-to-end test of raftvip's LoadBalancer Services:
+// a real control plane (test/cluster), three real raftvip agents on loopback running
+// as the "raftvip" user under docs/rbac.yaml, and assertions made only through the
+// Kubernetes API and the agents' status endpoints.
+package k8s
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/test/cluster"
+)
+
+// waitLong is a failure deadline, never an expectation: a loaded 2-core machine runs
+// the API server, etcd, the controller manager and three agents at once.
+const waitLong = 3 * time.Minute
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// repoRoot is three directories above this file.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// agentBinary is $RAFTVIP_BIN, or the agent built once from the repository root.
+func agentBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if p := os.Getenv("RAFTVIP_BIN"); p != "" {
+			binPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "raftvip-e2e-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "raftvip")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("raftvip binary: %v", binErr)
+	}
+	return binPath
+}
+
+// agent is one raftvip agent process on loopback.
+type agent struct {
+	name      string
+	args      []string
+	statusURL string
+	logPath   string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// env is a control plane plus three agents.
+type env struct {
+	cp     *cluster.ControlPlane
+	client kubernetes.Interface
+	agents []*agent
+	pools  []string // the --pool flags every agent got
+}
+
+// startEnv starts the control plane, applies docs/rbac.yaml and starts three voters
+// with the given --pool flags, running as the raftvip user.
+func startEnv(t testing.TB, pools ...string) *env {
+	t.Helper()
+	bin := agentBinary(t)
+	cp := cluster.Start(t, cluster.Options{})
+	applyRBAC(t, cp.Client)
+	e := &env{cp: cp, client: cp.Client, pools: pools}
+	dir := t.TempDir()
+	const n = 3
+	raftPorts, statusPorts := make([]int, n), make([]int, n)
+	var peers []string
+	for i := range n {
+		raftPorts[i], statusPorts[i] = freePort(t), freePort(t)
+		peers = append(peers, fmt.Sprintf("--peer=node%d=127.0.0.1:%d", i, raftPorts[i]))
+	}
+	for i := range n {
+		a := &agent{
+			name:      fmt.Sprintf("node%d", i),
+			statusURL: fmt.Sprintf("http://127.0.0.1:%d", statusPorts[i]),
+			logPath:   filepath.Join(dir, fmt.Sprintf("node%d.log", i)),
+		}
+		a.args = append([]string{bin, "agent",
+			"--node-name=" + a.name, "--advertise-address=127.0.0.1",
+			"--raft-port=" + strconv.Itoa(raftPorts[i]),
+			"--status-address=" + strings.TrimPrefix(a.statusURL, "http://"),
+			"--data-dir=" + filepath.Join(dir, a.name),
+			"--insecure-transport", "--apiserver-health-url=",
+			"--kubeconfig=" + cp.RaftvipKubeconfig,
+			"--log-format=json",
+		}, peers...)
+		for _, p := range pools {
+			a.args = append(a.args, "--pool="+p)
+		}
+		a.start(t)
+		e.agents = append(e.agents, a)
+	}
+	t.Cleanup(func() {
+		for _, a := range e.agents {
+			a.stop()
+			if t.Failed() {
+				t.Logf("---- %s log (tail) ----\n%s", a.name, tail(a.logPath, 40))
+			}
+		}
+	})
+	return e
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// applyRBAC creates every object in docs/rbac.yaml, so the agents run with exactly
+// the rights the documentation ships.
+func applyRBAC(t testing.TB, c kubernetes.Interface) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	ctx := context.Background()
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("docs/rbac.yaml: %v", err)
+		}
+		if onlyComments(doc) {
+			continue
+		}
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("docs/rbac.yaml: %v", err)
+		}
+		switch o := obj.(type) {
+		case *rbacv1.ClusterRole:
+			_, err = c.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.ClusterRoleBinding:
+			_, err = c.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.Role:
+			_, err = c.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.RoleBinding:
+			_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		default:
+			t.Fatalf("docs/rbac.yaml: unexpected %T", obj)
+		}
+		if err != nil {
+			t.Fatalf("docs/rbac.yaml: create %T: %v", obj, err)
+		}
+	}
+}
+
+func onlyComments(doc []byte) bool {
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if l := bytes.TrimSpace(line); len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *agent) start(t testing.TB) {
+	t.Helper()
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(a.args[0], a.args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", a.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	a.mu.Lock()
+	a.cmd, a.exited = cmd, exited
+	a.mu.Unlock()
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (a *agent) kill() {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// stop asks for a clean shutdown, then kills after a grace period.
+func (a *agent) stop() {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		a.kill()
+	}
+}
+
+func (a *agent) pid() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cmd.Process.Pid
+}
+
+func (a *agent) getJSON(ctx context.Context, path string, v any) error {
+	body, err := a.get(ctx, path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+func (a *agent) get(ctx context.Context, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.statusURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s%s: %s", a.statusURL, path, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+func (a *agent) status(ctx context.Context) (raftstore.Status, error) {
+	var st raftstore.Status
+	return st, a.getJSON(ctx, "/raft/status", &st)
+}
+
+func (a *agent) state(ctx context.Context) (raftstore.State, error) {
+	var st raftstore.State
+	return st, a.getJSON(ctx, "/state", &st)
+}
+
+// metric sums the samples of the Prometheus series name whose labels contain
+// label (all of them when label is empty).
+func (a *agent) metric(ctx context.Context, name, label string) (float64, error) {
+	body, err := a.get(ctx, "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		i := strings.LastIndexByte(line, ' ')
+		if line == "" || line[0] == '#' || i < 0 {
+			continue
+		}
+		series := line[:i]
+		if n, _, _ := strings.Cut(series, "{"); n != name || !strings.Contains(series, label) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// leader waits until one running agent says it is the leader and returns it.
+func (e *env) leader(t testing.TB) *agent {
+	t.Helper()
+	var found *agent
+	poll(t, "a raft leader", func() bool {
+		for _, a := range e.agents {
+			if st, err := a.status(context.Background()); err == nil && st.State == "Leader" {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// poll checks cond every 100ms until it holds or waitLong passes.
+func poll(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

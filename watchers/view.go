@@ -1,0 +1,229 @@
+// Package watchers is raftvip's only door to the Kubernetes API. It keeps warm
+// informers on Services, EndpointSlices and Nodes, folds each Service and all its
+// EndpointSlices into one View, coalesces bursts of changes in a workqueue keyed by
+// Service, hands only changed views to the leader's reconcile, and writes what the
+// leader decided back: status.loadBalancer.ingress and Events.
+//
+// It decides nothing: which addresses a Service gets is the daemon's business
+// (daemon/ipam); this package only reads and writes.
+package watchers
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Annotations a Service uses to steer its allocation. They are the only annotations
+// the informer transform keeps (with every other raftvip.io/ one).
+const (
+	AnnotationPrefix          = "raftvip.io/"
+	AnnotationPool            = "raftvip.io/pool"
+	AnnotationLoadBalancerIPs = "raftvip.io/loadBalancerIPs"
+	AnnotationAllowSharedIP   = "raftvip.io/allow-shared-ip"
+)
+
+// Port is one Service port, the part of a port that matters for sharing an address.
+type Port struct {
+	Protocol string
+	Port     int32
+}
+
+// View is everything the leader's reconcile needs to know about one Service, with its
+// EndpointSlices already aggregated. It is plain data computed from the informer
+// caches, so two views of an unchanged Service are equal and the second is skipped.
+type View struct {
+	Key       string // namespace/name, the workqueue and allocation key
+	Namespace string
+	Name      string
+	UID       types.UID
+	// Ingress is status.loadBalancer.ingress as IPs, in order; IngressIsVIP is true
+	// when every entry is a bare IP with ipMode VIP, the form raftvip writes.
+	Ingress      []netip.Addr
+	IngressIsVIP bool
+
+	// Ours is true for type LoadBalancer Services of our class (spec.loadBalancerClass
+	// equal to --lb-class, or unset when --lb-class is empty). The fields below
+	// are only filled for such Services.
+	Ours bool
+
+	Families     []corev1.IPFamily     // spec.ipFamilies, primary first
+	Policy       corev1.IPFamilyPolicy // spec.ipFamilyPolicy; empty means SingleStack
+	Pool         string                // raftvip.io/pool
+	RequestedIPs []netip.Addr          // raftvip.io/loadBalancerIPs, else spec.loadBalancerIP
+	SharingKey   string                // raftvip.io/allow-shared-ip
+	Ports        []Port
+	LocalTraffic bool // externalTrafficPolicy: Local
+
+	// HasEndpoints says whether any endpoint of the Service is usable (see Usable).
+	HasEndpoints bool
+	// EndpointNodes are the nodes with a usable endpoint, sorted. Only filled with
+	// LocalTraffic, where they decide who may announce; with Cluster any node may, so
+	// pods moving between nodes must not make the view change.
+	EndpointNodes []string
+
+	// Err is set when a raftvip.io annotation or spec.loadBalancerIP is malformed: the
+	// Service gets an Event and stays as it is, without affecting any other.
+	Err error
+}
+
+// Usable reports whether an endpoint may receive traffic. ready=true is usable (the
+// endpointslice controller sets it for publishNotReadyAddresses Services even before
+// the pods are ready, and that is honoured); otherwise serving decides; with both
+// unset the endpoint counts as ready, as the EndpointSlice API says, except when it is
+// terminating: a terminating endpoint is usable only through ready or serving.
+func Usable(c discoveryv1.EndpointConditions) bool {
+	if c.Ready != nil && *c.Ready {
+		return true
+	}
+	if c.Serving != nil {
+		return *c.Serving
+	}
+	return c.Ready == nil && (c.Terminating == nil || !*c.Terminating)
+}
+
+// ComputeView builds the view of svc from its EndpointSlices (slices of other
+// Services are ignored). lbClass is the --lb-class this agent serves.
+func ComputeView(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, lbClass string) *View {
+	v := &View{
+		Key:       svc.Namespace + "/" + svc.Name,
+		Namespace: svc.Namespace,
+		Name:      svc.Name,
+		UID:       svc.UID,
+		Ours:      IsOurs(svc, lbClass),
+	}
+	v.Ingress, v.IngressIsVIP = ingress(svc.Status.LoadBalancer.Ingress)
+	if !v.Ours {
+		return v
+	}
+	v.Families = append([]corev1.IPFamily(nil), svc.Spec.IPFamilies...)
+	if svc.Spec.IPFamilyPolicy != nil {
+		v.Policy = *svc.Spec.IPFamilyPolicy
+	}
+	v.Pool = svc.Annotations[AnnotationPool]
+	v.SharingKey = svc.Annotations[AnnotationAllowSharedIP]
+	v.RequestedIPs, v.Err = requestedIPs(svc)
+	for _, p := range svc.Spec.Ports {
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = string(corev1.ProtocolTCP)
+		}
+		v.Ports = append(v.Ports, Port{Protocol: proto, Port: p.Port})
+	}
+	v.LocalTraffic = svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	v.HasEndpoints, v.EndpointNodes = endpoints(svc, slices, v.LocalTraffic)
+	return v
+}
+
+// IsOurs reports whether this agent allocates for svc: type LoadBalancer and the
+// class it serves (no class when lbClass is empty).
+func IsOurs(svc *corev1.Service, lbClass string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if lbClass == "" {
+		return svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == ""
+	}
+	return svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == lbClass
+}
+
+// requestedIPs reads raftvip.io/loadBalancerIPs (a comma list) or, when that is
+// absent, the deprecated spec.loadBalancerIP.
+func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
+	source, text := "annotation "+AnnotationLoadBalancerIPs, svc.Annotations[AnnotationLoadBalancerIPs]
+	if strings.TrimSpace(text) == "" {
+		source, text = "spec.loadBalancerIP", svc.Spec.LoadBalancerIP
+	}
+	var out []netip.Addr
+	for _, f := range strings.Split(text, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not an IP address", source, f)
+		}
+		if ip.Zone() != "" || ip.Is4In6() {
+			return nil, fmt.Errorf("%s: %q is not a plain IPv4 or IPv6 address", source, f)
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// endpoints aggregates every slice labelled with svc's name: whether any endpoint is
+// usable and, when nodes matter, which nodes have one.
+func endpoints(svc *corev1.Service, all []*discoveryv1.EndpointSlice, wantNodes bool) (bool, []string) {
+	usable := false
+	var nodes []string
+	for _, s := range all {
+		if s.Namespace != svc.Namespace || s.Labels[discoveryv1.LabelServiceName] != svc.Name {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			if !Usable(ep.Conditions) {
+				continue
+			}
+			usable = true
+			if wantNodes && ep.NodeName != nil && *ep.NodeName != "" {
+				nodes = append(nodes, *ep.NodeName)
+			}
+		}
+	}
+	slices.Sort(nodes)
+	return usable, slices.Compact(nodes)
+}
+
+func ingress(in []corev1.LoadBalancerIngress) ([]netip.Addr, bool) {
+	var ips []netip.Addr
+	vip := true
+	for _, e := range in {
+		ip, err := netip.ParseAddr(e.IP)
+		if err != nil || e.Hostname != "" || len(e.Ports) > 0 || e.IPMode == nil || *e.IPMode != corev1.LoadBalancerIPModeVIP {
+			vip = false
+		}
+		if err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips, vip
+}
+
+// Hash is a fingerprint of the whole view; equal views hash equal. The workqueue
+// worker compares it with the last view it handed out to skip unchanged Services.
+func (v *View) Hash() uint64 {
+	h := fnv.New64a()
+	v.write(h)
+	return h.Sum64()
+}
+
+func (v *View) write(w io.Writer) {
+	fmt.Fprintf(w, "%s|%s|%t|%v|%s|%q|%v|%q|%v|%t|%t|%q|%v|%t|", v.Key, v.UID, v.Ours, v.Families, v.Policy,
+		v.Pool, v.RequestedIPs, v.SharingKey, v.Ports, v.LocalTraffic, v.HasEndpoints, v.EndpointNodes,
+		v.Ingress, v.IngressIsVIP)
+	if v.Err != nil {
+		io.WriteString(w, v.Err.Error())
+	}
+}
+
+// errNoServiceLabel marks an EndpointSlice that belongs to no Service; such slices
+// (made by hand, without the label) are ignored.
+var errNoServiceLabel = errors.New("endpointslice has no " + discoveryv1.LabelServiceName + " label")
+
+// sliceServiceKey returns the namespace/name of the Service an EndpointSlice belongs to.
+func sliceServiceKey(s *discoveryv1.EndpointSlice) (string, error) {
+	name := s.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return "", errNoServiceLabel
+	}
+	return s.Namespace + "/" + name, nil
+}
