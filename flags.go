@@ -40,7 +40,7 @@ func agentFlags() []cli.Flag {
 		return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: []string{envName(name)}}
 	}
 	return []cli.Flag{
-		str("node-name", hostname, "this node's name: its Raft server ID and the Kubernetes node name (default: the hostname)"),
+		str("node-name", hostname, "this node's name: its Raft server ID and the Kubernetes node name (defaults to the hostname)"),
 		str("interface", "", "interface that carries the VIPs (required with --control-plane-vip in l2 mode; bgp mode puts VIPs on lo)"),
 		str("advertise-address", "", "this node's IP address that peers dial for Raft (required)"),
 		&cli.IntFlag{Name: "raft-port", Value: defaultRaftPort, Usage: "TCP port for Raft traffic (mutual TLS)", EnvVars: []string{envName("raft-port")}},
