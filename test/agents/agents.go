@@ -77,6 +77,8 @@ type LabOptions struct {
 	VIPs  []string // --control-plane-vip
 	Extra []string // more flags for every agent
 	Only  []int    // start only these nodes' agents (all are still in the peer list)
+	// PerNode adds flags for node i's agent only (after Extra, so they win).
+	PerNode func(i int) []string
 }
 
 // StartLab starts one agent per lab node, all voters, with the lab's eth0 as
@@ -105,6 +107,9 @@ func StartLab(t lab.TB, l *lab.Lab, o LabOptions) []*Agent {
 			a.Args = append(a.Args, "--control-plane-vip="+v)
 		}
 		a.Args = append(a.Args, o.Extra...)
+		if o.PerNode != nil {
+			a.Args = append(a.Args, o.PerNode(i)...)
+		}
 		a.Start(bin)
 		out = append(out, a)
 	}

@@ -119,9 +119,6 @@ func TestBGPMode(t *testing.T) {
 // control-plane VIP (and takes it off lo) although its agent keeps running, and
 // advertises it again once the API server is back.
 func TestBGPModeAPIServerHealth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three kube-apiservers")
-	}
 	c := newBGPCluster(t)
 	cps := startControlPlanes(t, c)
 	c.startAgents(t, []netip.Addr{cp4}, func(i int) []string {
