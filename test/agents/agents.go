@@ -126,33 +126,31 @@ func (a *Agent) Start(bin string) {
 // Status reads /raft/status from inside the lab node's namespace.
 func (a *Agent) Status(ctx context.Context) (daemon.RaftStatus, error) {
 	var st daemon.RaftStatus
-	c := &http.Client{Transport: &http.Transport{DialContext: a.lab.Dialer(a.NS)}, Timeout: time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/raft/status", StatusPort), nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, a.get(ctx, "/raft/status", &st)
 }
 
 // State reads /state from inside the lab node's namespace.
 func (a *Agent) State(ctx context.Context) (raftstore.State, error) {
 	var st raftstore.State
+	return st, a.get(ctx, "/state", &st)
+}
+
+// get decodes the JSON at path of the agent's status server into v.
+func (a *Agent) get(ctx context.Context, path string, v any) error {
 	c := &http.Client{Transport: &http.Transport{DialContext: a.lab.Dialer(a.NS)}, Timeout: time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/state", StatusPort), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", StatusPort, path), nil)
 	if err != nil {
-		return st, err
+		return err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return st, err
+		return err
 	}
 	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s on %s: %s", path, a.Name, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // Leader waits until every agent not in skip agrees on one leader and returns it.
