@@ -97,6 +97,7 @@ func (d *Daemon) reportOnce(ctx context.Context) {
 // move VIPs away from nodes that are down, and prune workers gone for good.
 func (d *Daemon) leaderLoop(ctx context.Context) {
 	var lastHandover, leaderSince time.Time
+	var drift string
 	tick := time.NewTicker(max(d.cfg.NodeDownTimeout/6, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -108,6 +109,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		}
 		if !d.node.IsLeader() {
 			leaderSince = time.Time{}
+			drift = d.warnPoolDrift(drift)
 			continue
 		}
 		if leaderSince.IsZero() {
@@ -144,6 +146,23 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// warnPoolDrift logs once each time this follower's --pool flags start (or stop)
+// differing from the committed pools; /raft/status shows it too.
+func (d *Daemon) warnPoolDrift(last string) string {
+	st := d.node.State()
+	if len(st.Pools) == 0 {
+		return last
+	}
+	drift := poolDrift(d.cfg.Pools, st.Pools)
+	switch {
+	case drift != "" && drift != last:
+		d.log.Warn("pool flags differ from the committed pools", "detail", drift)
+	case drift == "" && last != "":
+		d.log.Info("pool flags match the committed pools again")
+	}
+	return drift
 }
 
 // syncPools commits the leader's --pool flags when they differ from the committed set.
