@@ -251,3 +251,75 @@ func TestThreeAgentsElectAndFailOver(t *testing.T) {
 		t.Fatalf("status without leader should say so:\n%s", out)
 	}
 }
+
+// TestPoolFlagDriftIsReported: one voter is started with other --pool flags. The
+// leader's flags are committed; whichever nodes differ from them say so in
+// /raft/status (and their logs), the others do not.
+func TestPoolFlagDriftIsReported(t *testing.T) {
+	dir := t.TempDir()
+	var agents []*agentProc
+	var peers []string
+	ports := map[string]int{}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("cp%d", i)
+		ports[name] = freePort(t)
+		peers = append(peers, fmt.Sprintf("--peer=%s=127.0.0.1:%d", name, ports[name]))
+	}
+	pools := map[string]string{"cp1": "web=198.51.100.100-198.51.100.150", "cp2": "web=198.51.100.100-198.51.100.150", "cp3": "web=198.51.100.100-198.51.100.199"}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("cp%d", i)
+		sp := freePort(t)
+		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", sp), log: filepath.Join(dir, name+".log")}
+		args := append([]string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
+			fmt.Sprintf("--raft-port=%d", ports[name]), fmt.Sprintf("--status-address=127.0.0.1:%d", sp),
+			"--data-dir=" + filepath.Join(dir, name), "--insecure-transport", "--apiserver-health-url=",
+			"--pool=" + pools[name]}, peers...)
+		startAgent(t, a, args)
+		agents = append(agents, a)
+	}
+	t.Cleanup(func() {
+		for _, a := range agents {
+			a.cmd.Process.Kill()
+		}
+	})
+	leader, _ := waitAgreement(t, agents, "")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok := true
+		var last string
+		for _, a := range agents {
+			st, err := getStatus(a.status)
+			if err != nil {
+				ok, last = false, err.Error()
+				break
+			}
+			want := pools[a.name] != pools[leader]
+			if st.PoolFlagsMismatch != want || (want && (len(st.Warnings) == 0 || !strings.Contains(st.Warnings[0], "--pool"))) {
+				ok, last = false, fmt.Sprintf("%s: mismatch %v warnings %v, want mismatch %v (leader %s)", a.name, st.PoolFlagsMismatch, st.Warnings, want, leader)
+				break
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, a := range agents {
+		if pools[a.name] == pools[leader] {
+			continue
+		}
+		for {
+			b, _ := os.ReadFile(a.log)
+			if strings.Contains(string(b), "pool flags differ from the committed pools") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not log the drift:\n%s", a.name, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
