@@ -194,6 +194,7 @@ const (
 	churnDuration     = 60 * time.Second
 	churnWorkers      = 16
 	churnSettle       = 5 * time.Second
+	churnIdle         = 20 * time.Second
 )
 
 func churnPod(ns, name, app, node, ip string) *corev1.Pod {
@@ -346,6 +347,11 @@ func BenchmarkEndpointChurn(b *testing.B) {
 	// Let the agents' queues drain before the window opens.
 	time.Sleep(churnSettle)
 
+	// An idle window first, so the churn's cost can be told from what the agents
+	// spend anyway (raft heartbeats, the leader's periodic owner decisions).
+	idleStart := takeSample(b, leader)
+	time.Sleep(churnIdle)
+	idleCPU := takeSample(b, leader).cpuSeconds - idleStart.cpuSeconds
 	before := make([]sample, len(e.agents))
 	for i, a := range e.agents {
 		before[i] = takeSample(b, a)
@@ -399,11 +405,15 @@ func BenchmarkEndpointChurn(b *testing.B) {
 	b.ReportMetric(la.viewsSkipped-lb.viewsSkipped, "views_unchanged")
 	b.ReportMetric(la.reconciles-lb.reconciles, "reconciles")
 	b.ReportMetric(la.cpuSeconds-lb.cpuSeconds, "leader_cpu_s")
+	idleRate := idleCPU / churnIdle.Seconds()
+	window := churnDuration + churnSettle
+	b.ReportMetric(100*idleRate, "leader_idle_cpu_%")
 	b.ReportMetric(la.hwmMB, "leader_peak_rss_MB")
 	b.ReportMetric(maxFollowerCPU, "follower_cpu_s")
 	b.ReportMetric(maxFollowerRSS, "follower_peak_rss_MB")
-	b.Logf("%d endpoints, %d flips in %v: leader received %.0f EndpointSlice events, computed %.0f changed and %.0f unchanged views, reconciled %.0f services; leader CPU %.2fs (%.2f ms/event), RSS peak %.0f MB; busiest follower CPU %.2fs, RSS peak %.0f MB",
+	extra := la.cpuSeconds - lb.cpuSeconds - idleRate*window.Seconds()
+	b.Logf("%d endpoints, %d flips in %v: leader received %.0f EndpointSlice events, computed %.0f changed and %.0f unchanged views, reconciled %.0f services; leader CPU %.2fs over %v (idle rate %.1f%% of a core, so the churn cost %.2fs, %.2f ms/event), RSS peak %.0f MB; busiest follower CPU %.2fs, RSS peak %.0f MB",
 		endpoints, flips.Load(), churnDuration, events, la.viewsChanged-lb.viewsChanged, la.viewsSkipped-lb.viewsSkipped,
-		la.reconciles-lb.reconciles, la.cpuSeconds-lb.cpuSeconds, 1000*(la.cpuSeconds-lb.cpuSeconds)/max(events, 1),
+		la.reconciles-lb.reconciles, la.cpuSeconds-lb.cpuSeconds, window, 100*idleRate, extra, 1000*extra/max(events, 1),
 		la.hwmMB, maxFollowerCPU, maxFollowerRSS)
 }
