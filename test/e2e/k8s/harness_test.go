@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/test/agents"
 	"github.com/raftvip/raftvip/test/cluster"
 )
 
@@ -38,43 +39,12 @@ import (
 // the API server, etcd, the controller manager and three agents at once.
 const waitLong = 3 * time.Minute
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
 // repoRoot is three directories above this file.
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-// agentBinary is $RAFTVIP_BIN, or the agent built once from the repository root.
-func agentBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if p := os.Getenv("RAFTVIP_BIN"); p != "" {
-			binPath = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "raftvip-e2e-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "raftvip")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("raftvip binary: %v", binErr)
-	}
-	return binPath
-}
 
 // agent is one raftvip agent process on loopback.
 type agent struct {
@@ -100,7 +70,7 @@ type env struct {
 // with the given --pool flags, running as the raftvip user.
 func startEnv(t testing.TB, pools ...string) *env {
 	t.Helper()
-	bin := agentBinary(t)
+	bin := agents.Binary(t)
 	cp := cluster.Start(t, cluster.Options{})
 	applyRBAC(t, cp.Client)
 	e := &env{cp: cp, client: cp.Client, pools: pools}
