@@ -45,7 +45,6 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-
 // agent is one raftvip agent process on loopback.
 type agent struct {
 	name      string
