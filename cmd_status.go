@@ -96,6 +96,15 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Address, s.Suffrage, role)
 	}
 	tw.Flush()
+	if len(st.BGPSessions) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BGP PEER\tSTATE\tUPTIME\tPREFIXES SENT")
+		for _, s := range st.BGPSessions {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.Peer, s.State, time.Duration(s.UptimeSeconds)*time.Second, s.PrefixesSent)
+		}
+		tw.Flush()
+	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}
