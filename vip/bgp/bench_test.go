@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftvip/raftvip/test/bgprouter"
 	"github.com/raftvip/raftvip/test/lab"
 )
 
 // benchPeering is plain eBGP over IPv4 with default timers for every node.
-func benchPeering(l *lab.Lab, i int) (Peer, Neighbor, uint32) {
-	return Peer{Address: l.ClientIP(), AS: routerAS}, Neighbor{Address: l.NodeIP(i), AS: speakerAS}, speakerAS
+func benchPeering(l *lab.Lab, i int) (Peer, bgprouter.Neighbor, uint32) {
+	return Peer{Address: l.ClientIP(), AS: routerAS}, bgprouter.Neighbor{Address: l.NodeIP(i), AS: speakerAS}, speakerAS
 }
 
 // ms is a duration in milliseconds.
@@ -49,18 +50,16 @@ func BenchmarkAnnounce(b *testing.B) {
 			vip := nthVIP4(n)
 			want[vip] = PathAttrs{}
 			tm := bl.set(b, 0, want)
-			var at time.Time
-			bl.router.call("Await", AwaitArgs{Want: map[netip.Prefix][]netip.Addr{host(vip): {bl.addrs[0]}},
-				Since: tm.Start, Timeout: awaitTimeout}, &at)
+			at := bl.router.Await(b, bgprouter.AwaitArgs{Want: bgprouter.View{host(vip): {bl.addrs[0]}},
+				Since: tm.Start, Timeout: awaitTimeout})
 			lat = append(lat, ms(at.Sub(tm.Start)))
 		}
-		bl.speakers[0].call("WithdrawAll", struct{}{}, &Timing{})
-		gone := map[netip.Prefix][]netip.Addr{}
+		bl.speakers[0].Call(b, "Speaker.WithdrawAll", struct{}{}, &Timing{})
+		gone := bgprouter.View{}
 		for n := range vips {
 			gone[host(nthVIP4(n))] = nil
 		}
-		var at time.Time
-		bl.router.call("Await", AwaitArgs{Want: gone, Timeout: awaitTimeout}, &at)
+		bl.router.Await(b, bgprouter.AwaitArgs{Want: gone, Timeout: awaitTimeout})
 	}
 	p50, maxV := quantiles(lat)
 	b.ReportMetric(p50, "p50-ms")
@@ -76,8 +75,8 @@ func BenchmarkCloseWithdraw(b *testing.B) {
 	const vips = 100
 	bl := newBGPLab(b, 1, benchPeering)
 	want := map[netip.Addr]PathAttrs{}
-	have := map[netip.Prefix][]netip.Addr{}
-	gone := map[netip.Prefix][]netip.Addr{}
+	have := bgprouter.View{}
+	gone := bgprouter.View{}
 	for n := range vips {
 		want[nthVIP4(n)] = PathAttrs{}
 		have[host(nthVIP4(n))] = []netip.Addr{bl.addrs[0]}
@@ -92,11 +91,10 @@ func BenchmarkCloseWithdraw(b *testing.B) {
 		}
 		first = false
 		bl.set(b, 0, want)
-		var at time.Time
-		bl.router.call("Await", AwaitArgs{Want: have, Timeout: awaitTimeout}, &at)
+		bl.router.Await(b, bgprouter.AwaitArgs{Want: have, Timeout: awaitTimeout})
 		var tm Timing
-		bl.speakers[0].call("Close", struct{}{}, &tm)
-		bl.router.call("Await", AwaitArgs{Want: gone, Since: tm.Start, Timeout: awaitTimeout}, &at)
+		bl.speakers[0].Call(b, "Speaker.Close", struct{}{}, &tm)
+		at := bl.router.Await(b, bgprouter.AwaitArgs{Want: gone, Since: tm.Start, Timeout: awaitTimeout})
 		withdraw = append(withdraw, ms(at.Sub(tm.Start)))
 		call = append(call, ms(tm.End.Sub(tm.Start)))
 		bl.awaitPeer(b, 0, false)
@@ -118,8 +116,8 @@ func BenchmarkConverge1000(b *testing.B) {
 	const vips, nodes = 1000, 3
 	bl := newBGPLab(b, nodes, benchPeering)
 	want := map[netip.Addr]PathAttrs{}
-	full := map[netip.Prefix][]netip.Addr{}
-	empty := map[netip.Prefix][]netip.Addr{}
+	full := bgprouter.View{}
+	empty := bgprouter.View{}
 	for n := range vips {
 		want[nthVIP6(n)] = PathAttrs{Communities: []string{"65000:100"}}
 		full[host(nthVIP6(n))] = bl.addrs
@@ -129,18 +127,16 @@ func BenchmarkConverge1000(b *testing.B) {
 	var prefixes, paths int
 	for b.Loop() {
 		start, slowest := all(b, bl, "Set", want)
-		var at time.Time
-		bl.router.call("Await", AwaitArgs{Want: full, Since: start, Timeout: 5 * time.Minute}, &at)
+		at := bl.router.Await(b, bgprouter.AwaitArgs{Want: full, Since: start, Timeout: 5 * time.Minute})
 		converge = append(converge, ms(at.Sub(start)))
 		setCall = append(setCall, ms(slowest))
 
-		var rib []RoutePath
-		bl.router.call("Paths", struct{}{}, &rib)
+		rib := bl.router.Paths(b)
 		paths = len(rib)
-		prefixes = len(viewOf(rib))
+		prefixes = len(bgprouter.ViewOf(rib))
 
 		start, _ = all(b, bl, "WithdrawAll", struct{}{})
-		bl.router.call("Await", AwaitArgs{Want: empty, Since: start, Timeout: 5 * time.Minute}, &at)
+		at = bl.router.Await(b, bgprouter.AwaitArgs{Want: empty, Since: start, Timeout: 5 * time.Minute})
 		withdraw = append(withdraw, ms(at.Sub(start)))
 	}
 	b.ReportMetric(float64(prefixes), "router-prefixes")
@@ -164,7 +160,7 @@ func all(b *testing.B, bl *bgpLab, method string, args any) (time.Time, time.Dur
 	errs := make([]error, len(bl.speakers))
 	var wg sync.WaitGroup
 	for i, sp := range bl.speakers {
-		wg.Go(func() { errs[i] = sp.try(method, args, &tms[i]) })
+		wg.Go(func() { errs[i] = sp.Try("Speaker."+method, args, &tms[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

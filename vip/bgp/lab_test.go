@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftvip/raftvip/test/bgprouter"
 	"github.com/raftvip/raftvip/test/lab"
 )
 
@@ -32,9 +33,9 @@ func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 type bgpLab struct {
 	l        *lab.Lab
 	dir      string
-	peering  func(*lab.Lab, int) (Peer, Neighbor, uint32)
-	router   *remote
-	speakers []*remote
+	peering  func(*lab.Lab, int) (Peer, bgprouter.Neighbor, uint32)
+	router   *bgprouter.Remote
+	speakers []*bgprouter.Process
 	starts   int
 	// addrs[i] is the address the router knows node i by.
 	addrs []netip.Addr
@@ -44,34 +45,34 @@ type bgpLab struct {
 // a TCP MD5 password, node 1 over IPv6 eBGP with multihop and gobgp's
 // default 90s hold time, node 2 over IPv4 iBGP (so LOCAL_PREF reaches the
 // router) with a 3s hold time.
-func labPeering(l *lab.Lab, i int) (speaker Peer, neighbor Neighbor, as uint32) {
+func labPeering(l *lab.Lab, i int) (speaker Peer, neighbor bgprouter.Neighbor, as uint32) {
 	switch i {
 	case 0:
 		return Peer{Address: l.ClientIP(), AS: routerAS, Password: "s3cret"},
-			Neighbor{Address: l.NodeIP(0), AS: speakerAS, Password: "s3cret"}, speakerAS
+			bgprouter.Neighbor{Address: l.NodeIP(0), AS: speakerAS, Password: "s3cret"}, speakerAS
 	case 1:
 		return Peer{Address: l.ClientIP6(), AS: routerAS, Multihop: 2},
-			Neighbor{Address: l.NodeIP6(1), AS: speakerAS}, speakerAS
+			bgprouter.Neighbor{Address: l.NodeIP6(1), AS: speakerAS}, speakerAS
 	default:
 		return Peer{Address: l.ClientIP(), AS: routerAS, HoldTime: 3 * time.Second},
-			Neighbor{Address: l.NodeIP(i), AS: routerAS, HoldTime: 3 * time.Second}, routerAS
+			bgprouter.Neighbor{Address: l.NodeIP(i), AS: routerAS, HoldTime: 3 * time.Second}, routerAS
 	}
 }
 
-// newBGPLab builds the lab, starts the router and the speakers (with peer
-// options from peering) and waits for every session to be established.
-func newBGPLab(t testing.TB, nodes int, peering func(*lab.Lab, int) (Peer, Neighbor, uint32)) *bgpLab {
+// newBGPLab builds the lab, starts the router (node i is its neighbor i) and
+// the speakers (with peer options from peering) and waits for every session
+// to be established.
+func newBGPLab(t testing.TB, nodes int, peering func(*lab.Lab, int) (Peer, bgprouter.Neighbor, uint32)) *bgpLab {
 	t.Helper()
 	l := lab.New(t, nodes)
-	b := &bgpLab{l: l, dir: socketDir(t), peering: peering, speakers: make([]*remote, nodes)}
-	b.router = startHelper(t, l, l.Client(), "router", b.dir)
-	rc := RouterConfig{AS: routerAS, RouterID: l.ClientIP(), ListenPort: 179, ListenAddrs: []string{"0.0.0.0", "::"}}
+	b := &bgpLab{l: l, dir: bgprouter.SocketDir(t), peering: peering, speakers: make([]*bgprouter.Process, nodes)}
+	rc := bgprouter.Config{AS: routerAS, RouterID: l.ClientIP(), ListenPort: 179, ListenAddrs: []string{"0.0.0.0", "::"}}
 	for i := range nodes {
 		_, n, _ := peering(l, i)
 		rc.Neighbors = append(rc.Neighbors, n)
 		b.addrs = append(b.addrs, n.Address)
 	}
-	b.router.call("StartRouter", rc, &struct{}{})
+	b.router = bgprouter.StartRemote(t, l, l.Client(), b.dir, rc)
 	for i := range nodes {
 		b.startSpeaker(t, i)
 	}
@@ -86,8 +87,8 @@ func (b *bgpLab) startSpeaker(t testing.TB, i int) {
 	t.Helper()
 	p, _, as := b.peering(b.l, i)
 	b.starts++
-	sp := startHelper(t, b.l, b.l.Node(i), fmt.Sprintf("speaker%d-%d", i, b.starts), b.dir)
-	sp.call("StartSpeaker", SpeakerArgs{AS: as, NextHop4: b.l.NodeIP(i), NextHop6: b.l.NodeIP6(i), Peers: []Peer{p}}, &struct{}{})
+	sp := bgprouter.StartProcess(t, b.l, b.l.Node(i), fmt.Sprintf("speaker%d-%d", i, b.starts), b.dir)
+	sp.Call(t, "Speaker.Start", SpeakerArgs{AS: as, NextHop4: b.l.NodeIP(i), NextHop6: b.l.NodeIP6(i), Peers: []Peer{p}}, &struct{}{})
 	b.speakers[i] = sp
 }
 
@@ -96,8 +97,7 @@ func (b *bgpLab) awaitPeer(t testing.TB, i int, established bool) {
 	t.Helper()
 	deadline := time.Now().Add(awaitTimeout)
 	for {
-		var peers []PeerView
-		b.router.call("Peers", struct{}{}, &peers)
+		peers := b.router.Peers(t)
 		for _, p := range peers {
 			if p.Address == b.addrs[i] && (p.State == "established") == established {
 				return
@@ -114,52 +114,27 @@ func (b *bgpLab) awaitPeer(t testing.TB, i int, established bool) {
 // holding a path for it) and returns when it saw the match.
 func (b *bgpLab) await(t testing.TB, want map[netip.Addr][]int) time.Time {
 	t.Helper()
-	args := AwaitArgs{Want: map[netip.Prefix][]netip.Addr{}, Timeout: awaitTimeout}
-	for vip, nodes := range want {
-		ns := []netip.Addr{}
-		for _, i := range nodes {
-			ns = append(ns, b.addrs[i])
-		}
-		args.Want[host(vip)] = ns
-	}
-	var at time.Time
-	b.router.call("Await", args, &at)
-	return at
+	return b.router.AwaitHosts(t, want, time.Time{}, awaitTimeout)
 }
 
 // paths returns the router's paths for vip, keyed by node index.
-func (b *bgpLab) paths(t testing.TB, vip netip.Addr) map[int]RoutePath {
+func (b *bgpLab) paths(t testing.TB, vip netip.Addr) map[int]bgprouter.Path {
 	t.Helper()
-	var all []RoutePath
-	b.router.call("Paths", struct{}{}, &all)
-	out := map[int]RoutePath{}
-	for _, p := range all {
-		if p.Prefix != host(vip) {
-			continue
-		}
-		i := slices.Index(b.addrs, p.Neighbor)
-		if i < 0 {
-			t.Fatalf("path for %s from unknown neighbor %s", vip, p.Neighbor)
-		}
-		out[i] = p
-	}
-	return out
+	return b.router.HostPaths(t, vip)
 }
 
 // set calls Set on node i.
 func (b *bgpLab) set(t testing.TB, i int, want map[netip.Addr]PathAttrs) Timing {
 	t.Helper()
 	var tm Timing
-	b.speakers[i].call("Set", want, &tm)
+	b.speakers[i].Call(t, "Speaker.Set", want, &tm)
 	return tm
 }
 
 // updatesFrom is how many UPDATE messages the router has received from node i.
 func (b *bgpLab) updatesFrom(t testing.TB, i int) uint64 {
 	t.Helper()
-	var peers []PeerView
-	b.router.call("Peers", struct{}{}, &peers)
-	for _, p := range peers {
+	for _, p := range b.router.Peers(t) {
 		if p.Address == b.addrs[i] {
 			return p.UpdatesRecv
 		}
@@ -210,7 +185,7 @@ func TestLab(t *testing.T) {
 		}
 	}
 	var ses []Session
-	b.speakers[0].call("Sessions", struct{}{}, &ses)
+	b.speakers[0].Call(t, "Speaker.Sessions", struct{}{}, &ses)
 	if len(ses) != 1 || ses[0].Peer != l.ClientIP().String() || ses[0].State != "established" || ses[0].PrefixesSent != 2 || ses[0].Uptime <= 0 {
 		t.Errorf("node 0 sessions = %+v, want one established with %s, 2 prefixes sent", ses, l.ClientIP())
 	}
@@ -244,18 +219,18 @@ func TestLab(t *testing.T) {
 	b.awaitPeer(t, 0, true)
 
 	// WithdrawAll withdraws the rest; the session stays up.
-	b.speakers[0].call("WithdrawAll", struct{}{}, &Timing{})
+	b.speakers[0].Call(t, "Speaker.WithdrawAll", struct{}{}, &Timing{})
 	b.await(t, map[netip.Addr][]int{vip4: {1, 2}, vip6: {1, 2}})
 	b.awaitPeer(t, 0, true)
 
 	// Close withdraws node 1's paths at once: its hold time is 90s, longer
 	// than the wait, so only the withdrawal or the NOTIFICATION can do it.
 	var closed Timing
-	b.speakers[1].call("Close", struct{}{}, &closed)
+	b.speakers[1].Call(t, "Speaker.Close", struct{}{}, &closed)
 	gone := b.await(t, map[netip.Addr][]int{vip4: {2}, vip6: {2}})
 	b.awaitPeer(t, 1, false)
 	t.Logf("node 1 closed: router saw its paths gone %v after Close started", gone.Sub(closed.Start))
-	if err := b.speakers[1].try("Set", map[netip.Addr]PathAttrs{vip4: {}}, &Timing{}); err == nil {
+	if err := b.speakers[1].Try("Speaker.Set", map[netip.Addr]PathAttrs{vip4: {}}, &Timing{}); err == nil {
 		t.Errorf("Set after Close succeeded")
 	}
 

@@ -15,6 +15,8 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/raftvip/raftvip/test/bgprouter"
 )
 
 var (
@@ -39,17 +41,17 @@ func freePort(t testing.TB) uint16 {
 
 // loopbackPair starts a router on a loopback port and a speaker (eBGP, next
 // hops nh4 and nh6) peering with it, and waits for the session.
-func loopbackPair(t testing.TB) (*Speaker, *router) {
+func loopbackPair(t testing.TB) (*Speaker, *bgprouter.Router) {
 	t.Helper()
 	port := freePort(t)
-	rt, err := startRouter(RouterConfig{
+	rt, err := bgprouter.Start(bgprouter.Config{
 		AS: routerAS, RouterID: netip.MustParseAddr("198.51.100.50"), ListenPort: int32(port), ListenAddrs: []string{"127.0.0.1"},
-		Neighbors: []Neighbor{{Address: loopback, AS: speakerAS}},
-	}, quietLog)
+		Neighbors: []bgprouter.Neighbor{{Address: loopback, AS: speakerAS}},
+	}, slogAdapter{l: quietLog})
 	if err != nil {
 		t.Fatalf("router: %v", err)
 	}
-	t.Cleanup(rt.stop)
+	t.Cleanup(rt.Stop)
 	sp, err := New(Config{AS: speakerAS, NextHop4: nh4, NextHop6: nh6, Logger: quietLog,
 		Peers: []Peer{{Address: loopback, AS: routerAS, Port: port}}})
 	if err != nil {
@@ -94,23 +96,23 @@ func seriesCount(c prometheus.Collector) int {
 }
 
 // awaitView waits until the router's RIB matches want (an empty list: absent).
-func awaitView(t testing.TB, rt *router, want view) {
+func awaitView(t testing.TB, rt *bgprouter.Router, want bgprouter.View) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
 	defer cancel()
-	if _, err := rt.await(ctx, want, time.Time{}); err != nil {
+	if _, err := rt.Await(ctx, want, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // routerPaths returns the router's paths by prefix.
-func routerPaths(t testing.TB, rt *router) map[netip.Prefix]RoutePath {
+func routerPaths(t testing.TB, rt *bgprouter.Router) map[netip.Prefix]bgprouter.Path {
 	t.Helper()
-	paths, err := rt.paths(context.Background())
+	paths, err := rt.Paths(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[netip.Prefix]RoutePath{}
+	out := map[netip.Prefix]bgprouter.Path{}
 	for _, p := range paths {
 		out[p.Prefix] = p
 	}
@@ -129,7 +131,7 @@ func TestSpeakerLoopback(t *testing.T) {
 	if err := sp.Set(ctx, map[netip.Addr]PathAttrs{vip4: attrs, vip6: {}}); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
-	awaitView(t, rt, view{host(vip4): lo, host(vip6): lo})
+	awaitView(t, rt, bgprouter.View{host(vip4): lo, host(vip6): lo})
 	paths := routerPaths(t, rt)
 	// The next hop is the configured node address, not the session's
 	// loopback address, in both families.
@@ -175,7 +177,7 @@ func TestSpeakerLoopback(t *testing.T) {
 	if err := sp.Set(ctx, map[netip.Addr]PathAttrs{vip6: {}}); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
-	awaitView(t, rt, view{host(vip4): nil, host(vip6): lo})
+	awaitView(t, rt, bgprouter.View{host(vip4): nil, host(vip6): lo})
 	if v := gaugeValue(t, advertised.WithLabelValues("ipv4")); v != 0 {
 		t.Errorf("advertised{ipv4} = %v after withdrawal, want 0", v)
 	}
@@ -184,7 +186,7 @@ func TestSpeakerLoopback(t *testing.T) {
 	if err := sp.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	awaitView(t, rt, view{host(vip6): nil})
+	awaitView(t, rt, bgprouter.View{host(vip6): nil})
 	if err := sp.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -213,18 +215,18 @@ func TestWithdrawAllKeepsSession(t *testing.T) {
 	if err := sp.Set(ctx, want); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
-	awaitView(t, rt, view{host(vip4): lo, host(vip4b): lo, host(vip6): lo})
+	awaitView(t, rt, bgprouter.View{host(vip4): lo, host(vip4b): lo, host(vip6): lo})
 	if err := sp.WithdrawAll(ctx); err != nil {
 		t.Fatalf("WithdrawAll: %v", err)
 	}
-	awaitView(t, rt, view{host(vip4): nil, host(vip4b): nil, host(vip6): nil})
+	awaitView(t, rt, bgprouter.View{host(vip4): nil, host(vip4b): nil, host(vip6): nil})
 	if ses, err := sp.Sessions(ctx); err != nil || ses[0].State != "established" || ses[0].PrefixesSent != 0 {
 		t.Errorf("Sessions after WithdrawAll = %+v, %v; want established, 0 sent", ses, err)
 	}
 	if err := sp.Set(ctx, want); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
-	awaitView(t, rt, view{host(vip4): lo, host(vip4b): lo, host(vip6): lo})
+	awaitView(t, rt, bgprouter.View{host(vip4): lo, host(vip4b): lo, host(vip6): lo})
 }
 
 // TestNewUnreachablePeer checks that a peer nobody answers for neither

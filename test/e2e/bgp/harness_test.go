@@ -14,6 +14,7 @@ import (
 	"github.com/raftvip/raftvip/daemon"
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/test/agents"
+	"github.com/raftvip/raftvip/test/bgprouter"
 	"github.com/raftvip/raftvip/test/lab"
 )
 
@@ -32,30 +33,25 @@ var (
 	cp6 = netip.MustParseAddr("2001:db8:100::100")
 )
 
-// host is the host prefix of a.
-func host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
-
 // bgpCluster is a lab whose client namespace runs the router, and (once
 // startAgents ran) three raftvip voters in bgp mode peering with it.
 type bgpCluster struct {
 	l      *lab.Lab
-	router *remote
+	router *bgprouter.Remote
 	agents []*agents.Agent
 	vips   []netip.Addr
 }
 
 // newBGPCluster builds the lab and starts the router, which accepts every node
-// (over IPv4, eBGP, hold time holdTime).
+// (over IPv4, eBGP, hold time holdTime) as its neighbor of the same index.
 func newBGPCluster(t testing.TB) *bgpCluster {
 	t.Helper()
 	l := lab.New(t, nodes)
-	c := &bgpCluster{l: l, router: startRemote(t, l, l.Client())}
-	rc := RouterConfig{AS: routerAS, RouterID: l.ClientIP(), ListenPort: 179, ListenAddrs: []string{"0.0.0.0", "::"}}
+	rc := bgprouter.Config{AS: routerAS, RouterID: l.ClientIP(), ListenPort: 179, ListenAddrs: []string{"0.0.0.0", "::"}}
 	for i := range nodes {
-		rc.Neighbors = append(rc.Neighbors, Neighbor{Address: l.NodeIP(i), AS: nodeAS, HoldTime: holdTime})
+		rc.Neighbors = append(rc.Neighbors, bgprouter.Neighbor{Address: l.NodeIP(i), AS: nodeAS, HoldTime: holdTime})
 	}
-	c.router.call("Start", rc, &struct{}{})
-	return c
+	return &bgpCluster{l: l, router: bgprouter.StartRemote(t, l, l.Client(), bgprouter.SocketDir(t), rc)}
 }
 
 // startAgents starts one agent per node with the control-plane VIPs vips, in bgp
@@ -107,46 +103,13 @@ func (c *bgpCluster) everyVIP(nodes []int) map[netip.Addr][]int {
 // when the match was seen).
 func (c *bgpCluster) await(t testing.TB, want map[netip.Addr][]int, since time.Time) time.Time {
 	t.Helper()
-	args := AwaitArgs{Want: map[netip.Prefix][]netip.Addr{}, Since: since, Timeout: waitLong}
-	for v, idx := range want {
-		ns := []netip.Addr{}
-		for _, i := range idx {
-			ns = append(ns, c.l.NodeIP(i))
-		}
-		args.Want[host(v)] = ns
-	}
-	var at time.Time
-	c.router.call("Await", args, &at)
-	return at
+	return c.router.AwaitHosts(t, want, since, waitLong)
 }
 
 // paths returns the router's paths for vip, keyed by node index.
-func (c *bgpCluster) paths(t testing.TB, vip netip.Addr) map[int]RoutePath {
+func (c *bgpCluster) paths(t testing.TB, vip netip.Addr) map[int]bgprouter.Path {
 	t.Helper()
-	var rib []RoutePath
-	c.router.call("Paths", struct{}{}, &rib)
-	out := map[int]RoutePath{}
-	for _, p := range rib {
-		if p.Prefix != host(vip) {
-			continue
-		}
-		i := c.l.NodeIndex(c.nsOf(p.Neighbor))
-		if i < 0 {
-			t.Fatalf("path for %s from unknown neighbor %s", vip, p.Neighbor)
-		}
-		out[i] = p
-	}
-	return out
-}
-
-// nsOf is the namespace of the node with IPv4 address a ("" if none).
-func (c *bgpCluster) nsOf(a netip.Addr) string {
-	for i := range nodes {
-		if c.l.NodeIP(i) == a {
-			return c.l.Node(i)
-		}
-	}
-	return ""
+	return c.router.HostPaths(t, vip)
 }
 
 // addrsOn lists the addresses on dev inside node i's namespace.
@@ -261,4 +224,13 @@ func (c *bgpCluster) commitTime(t testing.TB, vip netip.Addr, node string, since
 		}
 	}
 	return time.Time{}, false
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -1,26 +1,26 @@
-package bgp
+package bgprouter
 
 import (
 	"cmp"
 	"context"
 	"fmt"
-	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	bgppkt "github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
 )
 
-// RouterConfig describes the test router: a plain gobgp server that only
-// listens (its neighbors are passive), standing in for a top-of-rack router.
-type RouterConfig struct {
+// Config describes a router: who it is, where it listens and which
+// neighbors it accepts.
+type Config struct {
 	// AS and RouterID identify the router.
 	AS       uint32
 	RouterID netip.Addr
@@ -31,19 +31,24 @@ type RouterConfig struct {
 	Neighbors []Neighbor
 }
 
-// Neighbor is one speaker as the router sees it.
+// Neighbor is one speaker as the router sees it. The router is passive: it
+// waits for the neighbor to dial.
 type Neighbor struct {
-	Address  netip.Addr
-	AS       uint32
+	Address netip.Addr
+	AS      uint32
+	// Password is the TCP MD5 signature key ("": none).
 	Password string
+	// HoldTime is the hold time the router proposes (0: gobgp's 90s); it
+	// sends keepalives every third of it.
 	HoldTime time.Duration
 }
 
-// RoutePath is one path in the router's RIB, decoded for assertions.
-type RoutePath struct {
-	Prefix      netip.Prefix
-	Neighbor    netip.Addr
-	NextHop     netip.Addr
+// Path is one path in the router's RIB, decoded for assertions.
+type Path struct {
+	Prefix   netip.Prefix
+	Neighbor netip.Addr
+	NextHop  netip.Addr
+	// Communities are in text form: "ASN:VALUE" or the RFC 1997 name.
 	Communities []string
 	LocalPref   uint32 // 0: no LOCAL_PREF attribute
 	ASPath      []uint32
@@ -51,13 +56,20 @@ type RoutePath struct {
 
 // PeerView is the router's view of one neighbor.
 type PeerView struct {
-	Address     netip.Addr
+	Address netip.Addr
+	// State is the lower-case FSM state name ("established", "active", ...).
 	State       string
 	UpdatesRecv uint64
 }
 
-// router is a running test router.
-type router struct {
+// families are both unicast AFI-SAFIs, as raftvip configures its sessions.
+var families = []*api.Family{
+	{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+	{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
+}
+
+// Router is a running router.
+type Router struct {
 	s      *server.BgpServer
 	cancel context.CancelFunc
 	// last is the time (Unix ns) of the latest RIB-affecting event: an
@@ -66,11 +78,12 @@ type router struct {
 	changed chan struct{}
 }
 
-// startRouter starts a router with cfg. It watches its adj-RIB-in and
-// session changes to timestamp arrivals for the benchmarks.
-func startRouter(cfg RouterConfig, log *slog.Logger) (*router, error) {
-	r := &router{
-		s:       server.NewBgpServer(server.LoggerOption(slogAdapter{l: log})),
+// Start starts a router with cfg in this process, logging through log (nil:
+// gobgp's default logger). It watches its adj-RIB-in and session changes to
+// timestamp arrivals for the benchmarks.
+func Start(cfg Config, log gobgplog.Logger) (*Router, error) {
+	r := &Router{
+		s:       server.NewBgpServer(server.LoggerOption(log)),
 		changed: make(chan struct{}, 1),
 	}
 	go r.s.Serve()
@@ -88,31 +101,37 @@ func startRouter(cfg RouterConfig, log *slog.Logger) (*router, error) {
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN}}},
 	}, func(*api.WatchEventResponse) { r.notify() })
 	if err != nil {
-		r.stop()
+		r.Stop()
 		return nil, fmt.Errorf("router: watch: %w", err)
 	}
 	for _, n := range cfg.Neighbors {
-		p := &api.Peer{
-			Conf:      &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.AS, AuthPassword: n.Password},
-			Transport: &api.Transport{PassiveMode: true},
-		}
-		if n.HoldTime > 0 {
-			h := uint64(n.HoldTime / time.Second)
-			p.Timers = &api.Timers{Config: &api.TimersConfig{HoldTime: h, KeepaliveInterval: max(h/3, 1)}}
-		}
-		for _, f := range families {
-			p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}})
-		}
-		if err := r.s.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
-			r.stop()
+		if err := r.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(n)}); err != nil {
+			r.Stop()
 			return nil, fmt.Errorf("router: add neighbor %s: %w", n.Address, err)
 		}
 	}
 	return r, nil
 }
 
-// notify records the time of an event and wakes a waiting await.
-func (r *router) notify() {
+// apiPeer is the gobgp configuration of a passive neighbor with both
+// unicast families.
+func apiPeer(n Neighbor) *api.Peer {
+	p := &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.AS, AuthPassword: n.Password},
+		Transport: &api.Transport{PassiveMode: true},
+	}
+	if n.HoldTime > 0 {
+		h := uint64(n.HoldTime / time.Second)
+		p.Timers = &api.Timers{Config: &api.TimersConfig{HoldTime: h, KeepaliveInterval: max(h/3, 1)}}
+	}
+	for _, f := range families {
+		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}})
+	}
+	return p
+}
+
+// notify records the time of an event and wakes a waiting Await.
+func (r *Router) notify() {
 	r.last.Store(time.Now().UnixNano())
 	select {
 	case r.changed <- struct{}{}:
@@ -120,17 +139,18 @@ func (r *router) notify() {
 	}
 }
 
-// stop shuts the router down.
-func (r *router) stop() {
+// Stop shuts the router down.
+func (r *Router) Stop() {
 	_ = r.s.StopBgp(context.Background(), &api.StopBgpRequest{})
 	if r.cancel != nil {
 		r.cancel()
 	}
 }
 
-// paths lists every path (best or not) of both unicast families, sorted.
-func (r *router) paths(ctx context.Context) ([]RoutePath, error) {
-	var out []RoutePath
+// Paths lists every path (best or not) of both unicast families, sorted by
+// prefix and neighbor.
+func (r *Router) Paths(ctx context.Context) ([]Path, error) {
+	var out []Path
 	for _, f := range families {
 		var derr error
 		err := r.s.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: f}, func(d *api.Destination) {
@@ -150,15 +170,15 @@ func (r *router) paths(ctx context.Context) ([]RoutePath, error) {
 			return nil, derr
 		}
 	}
-	slices.SortFunc(out, func(a, b RoutePath) int {
+	slices.SortFunc(out, func(a, b Path) int {
 		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), a.Neighbor.Compare(b.Neighbor))
 	})
 	return out, nil
 }
 
-// decodePath turns one gobgp API path into a RoutePath.
-func decodePath(prefix string, p *api.Path) (RoutePath, error) {
-	var rp RoutePath
+// decodePath turns one gobgp API path into a Path.
+func decodePath(prefix string, p *api.Path) (Path, error) {
+	var rp Path
 	var err error
 	if rp.Prefix, err = netip.ParsePrefix(prefix); err != nil {
 		return rp, fmt.Errorf("router: prefix %q: %w", prefix, err)
@@ -193,14 +213,32 @@ func decodePath(prefix string, p *api.Path) (RoutePath, error) {
 	return rp, nil
 }
 
-// peers lists the router's neighbors.
-func (r *router) peers(ctx context.Context) ([]PeerView, error) {
+// wellKnown names the RFC 1997 well-known communities, as raftvip's pool
+// options spell them.
+var wellKnown = map[uint32]string{
+	0xffffff01: "no-export",
+	0xffffff02: "no-advertise",
+	0xffffff03: "no-export-subconfed",
+}
+
+// formatCommunity is the text of a community value: its RFC 1997 name, or
+// "ASN:VALUE". The router decodes on its own rather than with raftvip's
+// parser, so a test compares raftvip's output with an independent reading.
+func formatCommunity(c uint32) string {
+	if name, ok := wellKnown[c]; ok {
+		return name
+	}
+	return strconv.FormatUint(uint64(c>>16), 10) + ":" + strconv.FormatUint(uint64(c&0xffff), 10)
+}
+
+// Peers lists the router's neighbors, sorted by address.
+func (r *Router) Peers(ctx context.Context) ([]PeerView, error) {
 	var out []PeerView
 	err := r.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		a, _ := netip.ParseAddr(p.GetConf().GetNeighborAddress())
 		out = append(out, PeerView{
 			Address:     a,
-			State:       stateName(p.GetState().GetSessionState()),
+			State:       strings.ToLower(p.GetState().GetSessionState().String()),
 			UpdatesRecv: p.GetState().GetMessages().GetReceived().GetUpdate(),
 		})
 	})
@@ -208,56 +246,19 @@ func (r *router) peers(ctx context.Context) ([]PeerView, error) {
 	return out, err
 }
 
-// view maps each prefix to the neighbors that sent a path for it.
-type view map[netip.Prefix][]netip.Addr
-
-// viewOf builds the view of a path list.
-func viewOf(paths []RoutePath) view {
-	v := view{}
-	for _, p := range paths {
-		v[p.Prefix] = append(v[p.Prefix], p.Neighbor)
-	}
-	for k := range v {
-		slices.SortFunc(v[k], netip.Addr.Compare)
-	}
-	return v
-}
-
-// matches reports whether v holds exactly the wanted neighbors for every
-// prefix in want (an empty list: the prefix is absent).
-func (v view) matches(want view) bool {
-	for p, ns := range want {
-		got := v[p]
-		sorted := slices.SortedFunc(slices.Values(ns), netip.Addr.Compare)
-		if !slices.Equal(got, sorted) {
-			return false
-		}
-	}
-	return true
-}
-
-// String summarizes a view for failure messages.
-func (v view) String() string {
-	var b strings.Builder
-	for _, p := range slices.SortedFunc(maps.Keys(v), func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }) {
-		fmt.Fprintf(&b, "%s<-%v ", p, v[p])
-	}
-	return strings.TrimSpace(b.String())
-}
-
-// await waits until the router's RIB matches want and returns the time of
+// Await waits until the router's RIB matches want and returns the time of
 // the latest RIB event, which must be after since: the arrival of what made
 // it match, not the time the poll noticed. With a zero since it returns the
 // time it saw the match.
-func (r *router) await(ctx context.Context, want view, since time.Time) (time.Time, error) {
-	var got view
+func (r *Router) Await(ctx context.Context, want View, since time.Time) (time.Time, error) {
+	var got View
 	for {
-		paths, err := r.paths(ctx)
+		paths, err := r.Paths(ctx)
 		if err != nil {
 			return time.Time{}, err
 		}
-		got = viewOf(paths)
-		if got.matches(want) {
+		got = ViewOf(paths)
+		if got.Matches(want) {
 			// The watcher may run after the RIB changed: wait for its event.
 			if since.IsZero() {
 				return time.Now(), nil
