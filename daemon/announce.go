@@ -12,8 +12,9 @@ import (
 // desiredVIPs is what this node must hold on its interface right now, from the
 // replicated state alone:
 //   - the control-plane VIPs while it is the Raft leader;
-//   - the service VIPs the FSM says it owns, while it is the leader (whose own
-//     VIPs follow its lease) or has heard from a leader within the fence timeout.
+//   - the service VIPs the FSM says it owns, unless fenced: the caller fences a
+//     follower that has not heard from a leader within the fence timeout, and any
+//     node whose FSM has not caught up with the leader's commit index.
 //
 // A node cut off from the leader therefore goes silent after the fence timeout,
 // before the leader's (longer) node-down timeout lets anyone else take its VIPs.
@@ -22,7 +23,7 @@ func desiredVIPs(self string, leader, fenced bool, cpVIPs []netip.Addr, st rafts
 	if leader {
 		out = append(out, cpVIPs...)
 	}
-	if leader || !fenced {
+	if !fenced {
 		for vip, o := range st.Owners {
 			if o.Node != self {
 				continue
@@ -51,10 +52,21 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	check := time.NewTicker(max(d.cfg.FenceTimeout/6, 10*time.Millisecond))
 	defer check.Stop()
 	wasLeader, wasFenced := false, true
+	// Service VIPs wait until the FSM is known to be current: after start, on
+	// becoming leader and after every fence. Heartbeats carry no log entries, so a
+	// node that hears from the leader again may not yet have applied the entries
+	// that moved its VIPs away; announcing from that state makes two speakers.
+	var cu catchUp
 	for {
 		leader := d.node.IsLeader()
 		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
-		want := desiredVIPs(d.cfg.NodeName, leader, isFenced, d.cfg.VIPs, d.node.State())
+		// A leader stepping down was current; a new leader may not have applied
+		// what its predecessor committed.
+		if isFenced || (leader && !wasLeader) {
+			cu = catchUp{}
+		}
+		current := !isFenced && cu.current(d.node)
+		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, d.node.State())
 		if !slices.Equal(sortedAddrs(d.holder.Held()), want) {
 			if err := d.holder.Set(want); err != nil {
 				d.log.Error("make the interface match the replicated state", "want", want, "err", err)
@@ -69,8 +81,49 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		case <-changes:
 		case <-d.node.Changed():
 		case <-check.C:
+		case r := <-cu.pending:
+			cu.pending = nil
+			if r.err != nil {
+				d.log.Debug("read index for the fence", "err", r.err)
+				cu.retryAt = time.Now().Add(readIndexRetry)
+			} else {
+				cu.target, cu.have = r.index, true
+			}
 		}
 	}
+}
+
+// readIndexRetry spaces ReadIndex attempts while no leader answers.
+const readIndexRetry = 50 * time.Millisecond
+
+// catchUp knows whether the FSM holds everything the leader had committed when this
+// node last (re)gained contact: one ReadIndex, then the applied index must reach it.
+type catchUp struct {
+	pending chan readIndexResult // nil when no ReadIndex runs
+	target  uint64
+	have    bool
+	retryAt time.Time
+}
+
+type readIndexResult struct {
+	index uint64
+	err   error
+}
+
+// current reports whether the FSM has caught up, starting a ReadIndex when needed.
+func (c *catchUp) current(n *raftstore.Node) bool {
+	if c.have {
+		return n.AppliedIndex() >= c.target
+	}
+	if c.pending == nil && !time.Now().Before(c.retryAt) {
+		ch := make(chan readIndexResult, 1)
+		c.pending = ch
+		go func() {
+			idx, err := n.ReadIndex(reportTimeout)
+			ch <- readIndexResult{idx, err}
+		}()
+	}
+	return false
 }
 
 // logTransition says why the held set changed, one line per event that matters.

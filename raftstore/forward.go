@@ -20,7 +20,7 @@ var ErrNoLeader = errors.New("no known raft leader")
 
 // forwardRequest is one request a follower sends the leader.
 type forwardRequest struct {
-	Op      string `json:"op"`                // "apply" or "join"
+	Op      string `json:"op"`                // "apply", "join" or "read-index"
 	Command []byte `json:"command,omitempty"` // Encode output, for apply
 	ID      string `json:"id,omitempty"`      // for join
 	Address string `json:"address,omitempty"` // for join
@@ -31,6 +31,7 @@ type forwardRequest struct {
 type forwardResponse struct {
 	Error  string `json:"error,omitempty"`
 	Leader string `json:"leader,omitempty"`
+	Index  uint64 `json:"index,omitempty"` // read-index: the leader's commit index
 }
 
 // Forward commits c through the leader from any node: on the leader it is Apply, on
@@ -57,24 +58,51 @@ func (n *Node) Join(target string, timeout time.Duration) error {
 	return n.request(target, forwardRequest{Op: "join", ID: n.id, Address: string(n.trans.LocalAddr())}, timeout)
 }
 
+// ReadIndex returns an index the local FSM must have applied before it can be sure
+// it holds everything committed until now: the leader's commit index, confirmed
+// with a quorum. A follower that was cut off and hears heartbeats again uses it:
+// heartbeats carry no log, so until replication catches up its state may be old.
+func (n *Node) ReadIndex(timeout time.Duration) (uint64, error) {
+	if n.IsLeader() {
+		if err := n.VerifyLeader(); err != nil {
+			return 0, err
+		}
+		return n.raft.CommitIndex(), nil
+	}
+	_, addr := n.Leader()
+	if addr == "" {
+		return 0, ErrNoLeader
+	}
+	resp, err := n.requestResp(addr, forwardRequest{Op: "read-index"}, timeout)
+	return resp.Index, err
+}
+
+// AppliedIndex is the index of the last entry applied to the local FSM.
+func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
+
 // request sends req to addr, following one redirect to the leader.
 func (n *Node) request(addr string, req forwardRequest, timeout time.Duration) error {
+	_, err := n.requestResp(addr, req, timeout)
+	return err
+}
+
+func (n *Node) requestResp(addr string, req forwardRequest, timeout time.Duration) (forwardResponse, error) {
 	deadline := time.Now().Add(timeout)
 	for hop := 0; hop < 2; hop++ {
 		resp, err := n.roundTrip(addr, req, time.Until(deadline))
 		if err != nil {
-			return err
+			return resp, err
 		}
 		if resp.Error == "" {
-			return nil
+			return resp, nil
 		}
 		if resp.Leader != "" && resp.Leader != addr {
 			addr = resp.Leader
 			continue
 		}
-		return fmt.Errorf("%s: %s", addr, resp.Error)
+		return resp, fmt.Errorf("%s: %s", addr, resp.Error)
 	}
-	return fmt.Errorf("%s: %w", addr, ErrNoLeader)
+	return forwardResponse{}, fmt.Errorf("%s: %w", addr, ErrNoLeader)
 }
 
 func (n *Node) roundTrip(addr string, req forwardRequest, timeout time.Duration) (forwardResponse, error) {
@@ -146,6 +174,11 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 		if err := n.Apply(c, forwardApplyTimeout); err != nil {
 			return forwardResponse{Error: err.Error()}
 		}
+	case "read-index":
+		if err := n.VerifyLeader(); err != nil {
+			return forwardResponse{Error: err.Error()}
+		}
+		return forwardResponse{Index: n.raft.CommitIndex()}
 	case "join":
 		if peer != "" && peer != req.ID {
 			n.logger.Warn("refused join: certificate name differs from node name", "peer", peer, "node", req.ID)

@@ -144,3 +144,37 @@ func TestPeerContactsTrackLiveFollowers(t *testing.T) {
 		}
 	}
 }
+
+func TestReadIndexIsTheLeadersCommitIndex(t *testing.T) {
+	c := newCluster(t, 3, nil, DefaultTimeouts())
+	leader := c.leader()
+	for i := range 5 {
+		c.apply(allocation(i))
+	}
+	f := follower(c, leader)
+	idx, err := f.ReadIndex(5 * time.Second)
+	if err != nil {
+		t.Fatalf("follower ReadIndex: %v", err)
+	}
+	if want := leader.raft.CommitIndex(); idx < want {
+		t.Fatalf("follower ReadIndex %d, leader committed %d", idx, want)
+	}
+	waitFor(t, "the follower to apply up to the read index", func() bool { return f.AppliedIndex() >= idx })
+	if _, ok := f.State().Allocations[allocation(4).Allocation.Service]; !ok {
+		t.Fatal("follower reached the read index without the last allocation")
+	}
+	lidx, err := leader.ReadIndex(5 * time.Second)
+	if err != nil || lidx < idx {
+		t.Fatalf("leader ReadIndex %d, %v; want >= %d", lidx, err, idx)
+	}
+	// Without a leader there is no index to trust.
+	for _, n := range c.running() {
+		if n != f {
+			c.kill(n.id)
+		}
+	}
+	waitFor(t, "the follower to lose its leader", func() bool { id, _ := f.Leader(); return id == "" })
+	if _, err := f.ReadIndex(time.Second); err == nil {
+		t.Fatal("ReadIndex without a leader succeeded")
+	}
+}
