@@ -170,6 +170,9 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			d.services = svc
 			start("services", svc.Run)
 		}
+		if cfg.Mode == ModeL2 {
+			d.startL2Status(start)
+		}
 	}
 	if cfg.IsVoter {
 		start("leader", d.leaderLoop)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,19 +77,30 @@ type Agent struct {
 type LabOptions struct {
 	VIPs  []string // --control-plane-vip
 	Extra []string // more flags for every agent
-	Only  []int    // start only these nodes' agents (all are still in the peer list)
+	Only  []int    // start only these nodes' agents (all but Workers are still in the peer list)
+	// Workers are nodes whose agents join as nonvoters (--join to the first voter)
+	// instead of getting the peer list; they are not in it either.
+	Workers []int
 	// PerNode adds flags for node i's agent only (after Extra, so they win).
 	PerNode func(i int) []string
 }
 
-// StartLab starts one agent per lab node, all voters, with the lab's eth0 as
-// --interface and its own node address for Raft.
+// StartLab starts one agent per lab node, voters unless listed in Workers, with the
+// lab's eth0 as --interface and its own node address for Raft.
 func StartLab(t lab.TB, l *lab.Lab, o LabOptions) []*Agent {
 	t.Helper()
 	bin := Binary(t)
 	var peers []string
+	join := ""
 	for i := range l.Nodes() {
-		peers = append(peers, fmt.Sprintf("--peer=%s=%s", name(i), net.JoinHostPort(l.NodeIP(i).String(), fmt.Sprint(RaftPort))))
+		if slices.Contains(o.Workers, i) {
+			continue
+		}
+		addr := net.JoinHostPort(l.NodeIP(i).String(), fmt.Sprint(RaftPort))
+		peers = append(peers, fmt.Sprintf("--peer=%s=%s", name(i), addr))
+		if join == "" {
+			join = "--join=" + addr
+		}
 	}
 	start := o.Only
 	if start == nil {
@@ -103,6 +115,9 @@ func StartLab(t lab.TB, l *lab.Lab, o LabOptions) []*Agent {
 			"--advertise-address=" + l.NodeIP(i).String(), fmt.Sprintf("--raft-port=%d", RaftPort),
 			fmt.Sprintf("--status-address=:%d", StatusPort), "--data-dir=" + filepath.Join(l.Dir(), a.Name),
 			"--insecure-transport", "--apiserver-health-url=", "--log-level=debug"}, peers...)
+		if slices.Contains(o.Workers, i) {
+			a.Args = append(a.Args[:len(a.Args)-len(peers)], join)
+		}
 		for _, v := range o.VIPs {
 			a.Args = append(a.Args, "--control-plane-vip="+v)
 		}
