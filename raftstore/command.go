@@ -404,8 +404,9 @@ func (c SetOwner) validate() error {
 }
 
 func (c SetOwner) apply(s *State) {
-	prev := s.Owners[c.VIP].Epoch
-	s.Owners[c.VIP] = Owner{VIP: c.VIP, Node: c.Node, Epoch: prev + 1, Service: c.Service}
+	epoch := max(s.Owners[c.VIP].Epoch, s.Epochs[c.VIP]) + 1
+	s.Owners[c.VIP] = Owner{VIP: c.VIP, Node: c.Node, Epoch: epoch, Service: c.Service}
+	s.Epochs[c.VIP] = epoch
 }
 
 func (c RemoveOwner) validate() error {

@@ -109,6 +109,11 @@ func TestFSMEpochIncrementsPerVIP(t *testing.T) {
 	if got := st.Owners["198.51.100.101"]; got.Epoch != 1 || got.Node != "cp1" {
 		t.Errorf("other VIP = %#v, want epoch 1 on cp1", got)
 	}
+	// Withdrawn and announced again: the epoch keeps growing.
+	mustApply(t, f, RemoveOwner{VIP: "198.51.100.100"}, SetOwner{VIP: "198.51.100.100", Node: "cp1"})
+	if got := f.State().Owners["198.51.100.100"]; got.Epoch != 4 {
+		t.Errorf("re-announced VIP = %#v, want epoch 4", got)
+	}
 }
 
 func TestFSMAPIServerEverHealthyIsSticky(t *testing.T) {

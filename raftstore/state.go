@@ -70,6 +70,9 @@ type State struct {
 	// Advertisers is, in BGP mode, VIP → the nodes that advertise it (ECMP),
 	// sorted. L2 mode uses Owners instead: one node per VIP.
 	Advertisers map[string][]string `json:"advertisers"`
+	// Epochs is the last epoch each VIP had, kept when its owner is removed, so a
+	// VIP withdrawn and later announced again continues its epoch sequence.
+	Epochs map[string]uint64 `json:"epochs"`
 }
 
 // NewState returns an empty state with all maps allocated, the form the FSM
@@ -81,6 +84,7 @@ func NewState() State {
 		Owners:      map[string]Owner{},
 		Nodes:       map[string]NodeInfo{},
 		Advertisers: map[string][]string{},
+		Epochs:      map[string]uint64{},
 	}
 }
 
@@ -94,6 +98,10 @@ func (s State) Clone() State {
 		Nodes:                make(map[string]NodeInfo, len(s.Nodes)),
 		APIServerEverHealthy: s.APIServerEverHealthy,
 		Advertisers:          make(map[string][]string, len(s.Advertisers)),
+		Epochs:               maps.Clone(s.Epochs),
+	}
+	if c.Epochs == nil {
+		c.Epochs = map[string]uint64{}
 	}
 	for k, v := range s.Advertisers {
 		c.Advertisers[k] = cloneStrings(v)
