@@ -8,19 +8,16 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/raftvip/raftvip/daemon/assign"
 	"github.com/raftvip/raftvip/daemon/ipam"
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/watchers"
@@ -207,62 +204,6 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 		case <-changed:
 			stateMoved = true
 		case <-tick.C:
-		}
-	}
-}
-
-var _ serviceSource = (*serviceController)(nil)
-
-// Ready implements serviceSource: true once the informer caches are complete.
-func (s *serviceController) Ready() bool {
-	w := s.w.Load()
-	return w != nil && w.Synced()
-}
-
-// Endpoints implements serviceSource from the caches: who may announce each of our
-// Services.
-func (s *serviceController) Endpoints() map[string]endpointInfo {
-	w := s.w.Load()
-	if w == nil {
-		return nil
-	}
-	out := map[string]endpointInfo{}
-	for _, v := range w.Views() {
-		out[v.Key] = endpointInfo{LocalTraffic: v.LocalTraffic, EndpointNodes: v.EndpointNodes, HasEndpoints: v.HasEndpoints}
-	}
-	return out
-}
-
-// ExcludedNodes implements serviceSource.
-func (s *serviceController) ExcludedNodes() []string {
-	if w := s.w.Load(); w != nil {
-		return w.ExcludedNodes()
-	}
-	return nil
-}
-
-// OwnersChanged implements serviceSource: an Event on every Service whose VIP got a
-// new announcer or lost its last one.
-func (s *serviceController) OwnersChanged(ds []assign.Decision) {
-	w, out := s.w.Load(), s.out.Load()
-	if w == nil || out == nil {
-		return
-	}
-	for _, d := range ds {
-		if d.Reason == assign.ReasonServiceRemoved {
-			continue
-		}
-		warning, msg := false, fmt.Sprintf("%s moved from %s to %s: %s", d.VIP, d.From, d.To, d.Reason)
-		switch {
-		case d.To == "":
-			warning, msg = true, fmt.Sprintf("%s is not announced by any node: %s", d.VIP, d.Reason)
-		case d.From == "":
-			msg = fmt.Sprintf("%s announced by %s (%s)", d.VIP, d.To, d.Reason)
-		}
-		for _, key := range append([]string{d.Service}, d.SharedWith...) {
-			if v := w.View(key); v != nil {
-				out.Event(watchers.ServiceRef{Namespace: v.Namespace, Name: v.Name, UID: v.UID}, warning, watchers.ReasonAnnouncer, msg)
-			}
 		}
 	}
 }
@@ -550,76 +491,3 @@ func (s *serviceController) writeStatus(ctx context.Context, decisions []svcDeci
 	}
 	wg.Wait()
 }
-
-// request turns a Service view into the allocator's input.
-func request(v *watchers.View) ipam.Request {
-	r := ipam.Request{Service: v.Key, Pool: v.Pool, RequestedIPs: v.RequestedIPs, SharingKey: v.SharingKey}
-	for _, f := range v.Families {
-		switch f {
-		case corev1.IPv4Protocol:
-			r.Families = append(r.Families, ipam.V4)
-		case corev1.IPv6Protocol:
-			r.Families = append(r.Families, ipam.V6)
-		}
-	}
-	switch v.Policy {
-	case corev1.IPFamilyPolicyPreferDualStack:
-		r.Policy = ipam.PreferDualStack
-	case corev1.IPFamilyPolicyRequireDualStack:
-		r.Policy = ipam.RequireDualStack
-	}
-	for _, p := range v.Ports {
-		r.Ports = append(r.Ports, ipam.Port{Protocol: p.Protocol, Port: p.Port})
-	}
-	return r
-}
-
-// raftAllocation is the FSM form of an allocation: canonical address text, ports as
-// PROTOCOL/NUMBER.
-func raftAllocation(a ipam.Allocation, uid types.UID) raftstore.Allocation {
-	out := raftstore.Allocation{Service: a.Service, UID: string(uid), Pool: a.Pool, SharingKey: a.SharingKey, IPs: addrStrings(a.IPs)}
-	for _, p := range a.Ports {
-		out.Ports = append(out.Ports, p.String())
-	}
-	return out
-}
-
-// ipamAllocation reads back what raftAllocation wrote; entries it cannot parse are
-// skipped (only this code writes them).
-func ipamAllocation(a raftstore.Allocation) ipam.Allocation {
-	out := ipam.Allocation{Service: a.Service, Pool: a.Pool, SharingKey: a.SharingKey}
-	for _, s := range a.IPs {
-		if ip, err := netip.ParseAddr(s); err == nil {
-			out.IPs = append(out.IPs, ip)
-		}
-	}
-	for _, s := range a.Ports {
-		proto, num, ok := strings.Cut(s, "/")
-		n, err := strconv.ParseInt(num, 10, 32)
-		if ok && err == nil {
-			out.Ports = append(out.Ports, ipam.Port{Protocol: proto, Port: int32(n)})
-		}
-	}
-	return out
-}
-
-func ipamAllocations(m map[string]raftstore.Allocation) []ipam.Allocation {
-	out := make([]ipam.Allocation, 0, len(m))
-	for _, a := range m {
-		out = append(out, ipamAllocation(a))
-	}
-	return out
-}
-
-func addrStrings(ips []netip.Addr) []string {
-	if len(ips) == 0 {
-		return nil
-	}
-	out := make([]string, len(ips))
-	for i, ip := range ips {
-		out[i] = ip.String()
-	}
-	return out
-}
-
-func joinIPs(ips []netip.Addr) string { return strings.Join(addrStrings(ips), ", ") }
