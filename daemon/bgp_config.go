@@ -43,13 +43,14 @@ func (s bgpSettings) canAdvertise(vip netip.Addr) bool {
 func (p *Parsed) parseBGP() error {
 	c := p.Config
 	if p.Mode != ModeBGP {
-		for flag, v := range map[string]string{
-			"bgp-as": c.BGPAS, "bgp-router-id": c.BGPRouterID, "bgp-source-address": c.BGPSourceAddress,
-			"bgp-next-hop-ipv6": c.BGPNextHopIPv6, "bgp-peer": strings.Join(c.BGPPeers, " "),
-			"bgp-pool-attrs": strings.Join(c.BGPPoolAttrs, " "),
+		// In flag order, so the first one set is always the one reported.
+		for _, f := range []struct{ flag, v string }{
+			{"bgp-as", c.BGPAS}, {"bgp-router-id", c.BGPRouterID}, {"bgp-peer", strings.Join(c.BGPPeers, " ")},
+			{"bgp-source-address", c.BGPSourceAddress}, {"bgp-next-hop-ipv6", c.BGPNextHopIPv6},
+			{"bgp-pool-attrs", strings.Join(c.BGPPoolAttrs, " ")},
 		} {
-			if v != "" {
-				return flagErr(flag, v, "only used with --mode bgp (the mode is %s)", p.Mode)
+			if f.v != "" {
+				return flagErr(f.flag, f.v, "only used with --mode bgp (the mode is %s)", p.Mode)
 			}
 		}
 		return nil

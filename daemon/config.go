@@ -263,9 +263,9 @@ func (p *Parsed) parseVIPs() error {
 
 func (p *Parsed) checkTLS() error {
 	if p.InsecureTransport {
-		for flag, v := range map[string]string{"tls-cert": p.TLSCert, "tls-key": p.TLSKey, "tls-ca-key": p.TLSCAKey, "tls-ca-cert": p.TLSCACert} {
-			if v != "" {
-				return flagErr(flag, v, "conflicts with --insecure-transport")
+		for _, f := range p.tlsFiles() {
+			if f.path != "" {
+				return flagErr(f.flag, f.path, "conflicts with --insecure-transport")
 			}
 		}
 		return nil
@@ -282,15 +282,23 @@ func (p *Parsed) checkTLS() error {
 	if p.TLSCert != "" && p.TLSCAKey != "" {
 		return flagErr("tls-ca-key", p.TLSCAKey, "give either --tls-ca-key or --tls-cert/--tls-key, not both")
 	}
-	for flag, path := range map[string]string{"tls-ca-cert": p.TLSCACert, "tls-ca-key": p.TLSCAKey, "tls-cert": p.TLSCert, "tls-key": p.TLSKey} {
-		if path == "" {
+	for _, f := range p.tlsFiles() {
+		if f.path == "" {
 			continue
 		}
-		if err := readable(path); err != nil {
-			return flagErr(flag, path, "%v", err)
+		if err := readable(f.path); err != nil {
+			return flagErr(f.flag, f.path, "%v", err)
 		}
 	}
 	return nil
+}
+
+// tlsFiles lists the certificate flags in a fixed order, so the first bad one is
+// always the one reported.
+func (p *Parsed) tlsFiles() []struct{ flag, path string } {
+	return []struct{ flag, path string }{
+		{"tls-ca-cert", p.TLSCACert}, {"tls-ca-key", p.TLSCAKey}, {"tls-cert", p.TLSCert}, {"tls-key", p.TLSKey},
+	}
 }
 
 func (p *Parsed) checkTimeouts() error {
