@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/test/lab"
 )
 
 // Lines as tcpdump -l -n -e prints them in the lab.
@@ -22,33 +23,33 @@ const (
 
 func TestClaims(t *testing.T) {
 	v4 := netip.MustParseAddr("198.51.100.101")
-	got := claims([]string{garpN3, replyN3, question, replyN2, otherVIP}, v4)
+	got := lab.Claims([]string{garpN3, replyN3, question, replyN2, otherVIP}, v4)
 	var macs []string
 	for _, c := range got {
-		macs = append(macs, c.mac)
+		macs = append(macs, c.MAC)
 	}
 	want := []string{"02:72:76:00:00:14", "02:72:76:00:00:14", "02:72:76:00:00:13"}
 	if !slices.Equal(macs, want) {
 		t.Errorf("claims of %s: %v, want %v (the client's question and other VIPs are no claims)", v4, macs, want)
 	}
 	v6 := netip.MustParseAddr("2001:db8:100::100")
-	got = claims([]string{solicitNS, naN1}, v6)
-	if len(got) != 1 || got[0].mac != "02:72:76:00:00:12" {
+	got = lab.Claims([]string{solicitNS, naN1}, v6)
+	if len(got) != 1 || got[0].MAC != "02:72:76:00:00:12" {
 		t.Errorf("claims of %s: %+v, want only node1's advertisement", v6, got)
 	}
 }
 
 func TestSingleSpeaker(t *testing.T) {
-	c := func(macs ...string) []claim {
-		var out []claim
+	c := func(macs ...string) []lab.Claim {
+		var out []lab.Claim
 		for _, m := range macs {
-			out = append(out, claim{line: "x", mac: m})
+			out = append(out, lab.Claim{Line: "x", MAC: m})
 		}
 		return out
 	}
 	for _, tc := range []struct {
 		name  string
-		in    []claim
+		in    []lab.Claim
 		order []string
 		ok    bool
 	}{
@@ -60,7 +61,7 @@ func TestSingleSpeaker(t *testing.T) {
 		{"overlap", c("a", "b", "a", "b"), nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			order, err := singleSpeaker(tc.in)
+			order, err := lab.SingleSpeaker(tc.in)
 			if (err == nil) != tc.ok {
 				t.Fatalf("singleSpeaker error %v, want ok=%v", err, tc.ok)
 			}

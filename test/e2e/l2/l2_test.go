@@ -122,7 +122,7 @@ func TestServiceVIPs(t *testing.T) {
 			}
 			i := e.byName(o.Node).Index
 			echoFrom(t, l, v, l.Node(i))
-			poll(t, "neighbour entry of "+v.String(), func() error { return neighIs(l, v, l.NodeMAC(i)) })
+			poll(t, "neighbour entry of "+v.String(), func() error { return l.NeighIs(v, l.NodeMAC(i)) })
 		}
 		for _, a := range e.agents {
 			want := ownedBy(st, a.Name, every)
@@ -201,7 +201,7 @@ func TestServiceVIPs(t *testing.T) {
 			// The client's entry moves on the new owner's announcement alone: no flush,
 			// and no probe from the client before this check.
 			mac := l.NodeMAC(e.byName(o.Node).Index)
-			poll(t, "client neighbour entry of "+v.String()+" follows", func() error { return neighIs(l, v, mac) })
+			poll(t, "client neighbour entry of "+v.String()+" follows", func() error { return l.NeighIs(v, mac) })
 		}
 		after = e.state(t)
 		for _, v := range moved {
@@ -214,7 +214,7 @@ func TestServiceVIPs(t *testing.T) {
 			return nil
 		})
 		for _, v := range moved {
-			if _, err := singleSpeaker(claims(capture.Lines(), v)); err != nil {
+			if _, err := lab.SingleSpeaker(lab.Claims(capture.Lines(), v)); err != nil {
 				t.Errorf("%s: %v", v, err)
 			}
 		}
@@ -232,7 +232,7 @@ func TestServiceVIPs(t *testing.T) {
 		}
 		lines := capture.Stop()
 		for _, v := range moved {
-			if _, err := singleSpeaker(claims(lines, v)); err != nil {
+			if _, err := lab.SingleSpeaker(lab.Claims(lines, v)); err != nil {
 				t.Errorf("%s: %v", v, err)
 			}
 		}
@@ -245,7 +245,7 @@ func TestServiceVIPs(t *testing.T) {
 		for _, v := range moved {
 			i := e.byName(after.Owners[v.String()].Node).Index
 			echoFrom(t, l, v, l.Node(i))
-			if err := neighIs(l, v, l.NodeMAC(i)); err != nil {
+			if err := l.NeighIs(v, l.NodeMAC(i)); err != nil {
 				t.Error(err)
 			}
 		}
@@ -266,7 +266,7 @@ func TestServiceVIPs(t *testing.T) {
 		if o.Epoch != before.Epoch+1 {
 			t.Errorf("epoch %d after one move, was %d", o.Epoch, before.Epoch)
 		}
-		poll(t, "client neighbour entry follows to node1", func() error { return neighIs(l, v, l.NodeMAC(1)) })
+		poll(t, "client neighbour entry follows to node1", func() error { return l.NeighIs(v, l.NodeMAC(1)) })
 		echoFrom(t, l, v, l.Node(1))
 		poll(t, "node4 drops the Local VIP", func() error {
 			if slices.Contains(held(t, e.agent(4)), v.String()) {
@@ -315,8 +315,8 @@ func TestServiceVIPs(t *testing.T) {
 		pcapture = l.Capture(l.Client(), lab.Iface, "arp")
 		pspray = arpSpray(l, pv)
 		if _, ok := pcapture.WaitFor(ctx, func(ln string) bool {
-			cs := claims([]string{ln}, pv)
-			return len(cs) == 1 && cs[0].mac == l.NodeMAC(pvictim.Index).String()
+			cs := lab.Claims([]string{ln}, pv)
+			return len(cs) == 1 && cs[0].MAC == l.NodeMAC(pvictim.Index).String()
 		}); !ok {
 			t.Fatalf("the owner never answered the client's ARP requests for %s", pv)
 		}
@@ -328,7 +328,7 @@ func TestServiceVIPs(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := p.Stop()
-		order, err := singleSpeaker(claims(pcapture.Lines(), pv))
+		order, err := lab.SingleSpeaker(lab.Claims(pcapture.Lines(), pv))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,7 +354,7 @@ func TestServiceVIPs(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		pspray.Kill()
 		lines := pcapture.Stop()
-		if _, err := singleSpeaker(claims(lines, pv)); err != nil {
+		if _, err := lab.SingleSpeaker(lab.Claims(lines, pv)); err != nil {
 			t.Error(err)
 		}
 		if h := held(t, pvictim); slices.Contains(h, pv.String()) {
@@ -362,7 +362,7 @@ func TestServiceVIPs(t *testing.T) {
 		}
 		i := e.byName(pnew).Index
 		echoFrom(t, l, pv, l.Node(i))
-		if err := neighIs(l, pv, l.NodeMAC(i)); err != nil {
+		if err := l.NeighIs(pv, l.NodeMAC(i)); err != nil {
 			t.Error(err)
 		}
 		e.checkL2Statuses(t, ingress)

@@ -59,7 +59,7 @@ func TestLeaderWithDeadAPIServerHandsOver(t *testing.T) {
 	// still follow it).
 	next := agents.Leader(t, all, 20*time.Second, leader)
 	eventually(t, 10*time.Second, "the client follows the VIP to the new leader", func() error {
-		return neighIs(l, v4, l.NodeMAC(next.Index))
+		return l.NeighIs(v4, l.NodeMAC(next.Index))
 	})
 	eventually(t, 5*time.Second, "old leader released the VIP and follows the new one", func() error {
 		if h := held(t, leader); len(h) != 0 {

@@ -25,7 +25,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 	for _, v := range []netip.Addr{v4, v6} {
 		eventually(t, 10*time.Second, "ping "+v.String(), func() error { return ping(l, v) })
 		echoFrom(t, l, v, leader.NS)
-		eventually(t, 5*time.Second, "neighbour entry", func() error { return neighIs(l, v, l.NodeMAC(leader.Index)) })
+		eventually(t, 5*time.Second, "neighbour entry", func() error { return l.NeighIs(v, l.NodeMAC(leader.Index)) })
 	}
 	for _, a := range all {
 		if a != leader && len(held(t, a)) != 0 {
@@ -42,7 +42,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 	}
 	for _, v := range []netip.Addr{v4, v6} {
 		eventually(t, 10*time.Second, "neighbour entry after failover", func() error {
-			return neighIs(l, v, l.NodeMAC(next.Index))
+			return l.NeighIs(v, l.NodeMAC(next.Index))
 		})
 		echoFrom(t, l, v, next.NS)
 	}
@@ -65,9 +65,9 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 	time.Sleep(time.Second)
 	lines := capture.Stop()
 	oldMAC := l.NodeMAC(leader.Index).String()
-	for _, a := range arpAnswers(lines, vip4) {
-		if a.mac == oldMAC {
-			t.Fatalf("old leader announced the VIP after it came back: %s", a.line)
+	for _, a := range lab.Claims(lines, netip.MustParseAddr(vip4)) {
+		if a.MAC == oldMAC {
+			t.Fatalf("old leader announced the VIP after it came back: %s", a.Line)
 		}
 	}
 	for _, ln := range lines {
@@ -79,7 +79,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 		t.Fatalf("old leader holds %v after coming back", h)
 	}
 	for _, v := range []netip.Addr{v4, v6} {
-		if err := neighIs(l, v, l.NodeMAC(next.Index)); err != nil {
+		if err := l.NeighIs(v, l.NodeMAC(next.Index)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,12 +106,14 @@ func TestPartitionedLeaderGoesSilentFirst(t *testing.T) {
 		return nil
 	})
 	eventually(t, 10*time.Second, "client follows the new leader", func() error {
-		return neighIs(l, v4, l.NodeMAC(next.Index))
+		return l.NeighIs(v4, l.NodeMAC(next.Index))
 	})
 	time.Sleep(500 * time.Millisecond)
 	arping.Kill()
-	answers := arpAnswers(capture.Stop(), vip4)
-	order := checkSingleSpeaker(t, answers)
+	order, err := lab.SingleSpeaker(lab.Claims(capture.Stop(), v4))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(order) < 2 || order[0] != l.NodeMAC(leader.Index).String() || order[len(order)-1] != l.NodeMAC(next.Index).String() {
 		t.Fatalf("ARP answers for the VIP came from %v; want the old leader %s then the new one %s", order, l.NodeMAC(leader.Index), l.NodeMAC(next.Index))
 	}
