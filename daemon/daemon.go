@@ -186,7 +186,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	stopStart := time.Now()
 	stopBGP()
 	d.drain(drainBudget)
-	// Hand leadership over while the loops still run: the control-plane loop drops the
+	// Hand leadership over while the loops still run: the announce loop drops the
 	// VIP the moment this node stops being leader, and the new leader adds it.
 	if err := node.Shutdown(shutdownBudget); err != nil {
 		log.Warn("raft shutdown", "err", err)

@@ -95,7 +95,7 @@ func run(t *demoT) {
 
 	step("starting 3 raftvip agents (voters), control-plane VIP %s", vip4)
 	all := agents.StartLab(t, l, agents.LabOptions{VIPs: []string{vip4}, Extra: []string{"--log-level=info"}})
-	say("each agent: %s", strings.Join(all[0].Args[1:], " "))
+	say("node0 runs: raftvip %s", strings.Join(all[0].Args, " "))
 	start := time.Now()
 	leader := agents.Leader(t, all, 20*time.Second)
 	say("raft elected %s as leader after %s; it holds the VIP", leader.Name, time.Since(start).Round(time.Millisecond))
@@ -113,7 +113,7 @@ func run(t *demoT) {
 	if err != nil {
 		t.Fatalf("ping %s: %v", vip4, err)
 	}
-	say("%s", lastLine(out))
+	say("%s", lineWith(out, "packets transmitted"))
 	mac, state, _ := l.Neigh(l.Client(), vip)
 	say("client's neighbour entry: %s is-at %s (%s) = %s", vip4, mac, state, whose(l, mac.String()))
 
@@ -167,9 +167,14 @@ func run(t *demoT) {
 	}
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+// lineWith returns the first line of s containing sub, or all of s.
+func lineWith(s, sub string) string {
+	for _, ln := range strings.Split(s, "\n") {
+		if strings.Contains(ln, sub) {
+			return ln
+		}
+	}
+	return strings.TrimSpace(s)
 }
 
 func whose(l *lab.Lab, mac string) string {
