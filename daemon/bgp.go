@@ -509,4 +509,7 @@ func (d *Daemon) decideAdvertisers(st raftstore.State, servers []raftstore.Serve
 		d.bgp.changes.WithLabelValues(kind).Inc()
 		d.log.Info("BGP advertisers changed", "vip", c.VIP, "kind", kind, "services", c.Services, "from", c.From, "to", c.To)
 	}
+	if d.services != nil {
+		d.services.AdvertisersChanged(changes)
+	}
 }

@@ -25,6 +25,9 @@ type serviceSource interface {
 	Endpoints() map[string]endpointInfo
 	ExcludedNodes() []string
 	OwnersChanged(decisions []assign.Decision)
+	// AdvertisersChanged reports the BGP advertiser sets the leader just committed
+	// (bgp mode), so a Service's Events say which nodes route its VIPs.
+	AdvertisersChanged(changes []advertiserChange)
 }
 
 // nodeHealth is the leader's view of which servers may announce: itself, and every

@@ -329,3 +329,51 @@ func TestServicesServiceSource(t *testing.T) {
 	h.waitEvent(t, "local", watchers.ReasonAnnouncer, "198.51.100.100 announced by n2 (initial)")
 	h.waitEvent(t, "cluster", watchers.ReasonAnnouncer, "198.51.100.100 is not announced by any node: no usable endpoint")
 }
+
+// Every Service a BGP advertiser change touches gets one Normal Event naming each
+// of its VIPs' new and old advertiser sets; control-plane VIPs (no Services) none.
+func TestServicesAdvertisersChanged(t *testing.T) {
+	var empty serviceController
+	empty.AdvertisersChanged([]advertiserChange{{Services: []string{"ns/a"}}}) // no writer yet: nothing to do, no panic
+	node := newFakeRaft(false)
+	h := startServices(t, node, "", newLB("dual"), newLB("other"))
+	waitFor(t, "caches synced", h.s.Ready)
+	v4, v6 := netip.MustParseAddr("198.51.100.101"), netip.MustParseAddr("2001:db8:100::1")
+	h.s.AdvertisersChanged([]advertiserChange{
+		{VIP: netip.MustParseAddr("198.51.100.10")},
+		{VIP: v4, Services: []string{"ns/dual", "ns/gone"}, From: []string{"n1"}, To: []string{"n1", "n2"}},
+		{VIP: v6, Services: []string{"ns/dual"}, To: []string{"n3"}},
+		{VIP: netip.MustParseAddr("198.51.100.102"), Services: []string{"ns/other"}, From: []string{"n2"}},
+	})
+	h.waitEvent(t, "dual", reasonAdvertisers, "VIP 198.51.100.101 advertised by [n1 n2] (was [n1]); VIP 2001:db8:100::1 advertised by [n3] (was [])")
+	h.waitEvent(t, "other", reasonAdvertisers, "VIP 198.51.100.102 is not advertised by any node (was [n2])")
+	list, err := h.client.CoreV1().Events("ns").List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Reason == reasonAdvertisers && e.Type != corev1.EventTypeNormal {
+			t.Errorf("event %q on %s is %s, want Normal", e.Message, e.InvolvedObject.Name, e.Type)
+		}
+		if e.Reason == reasonAdvertisers && e.InvolvedObject.Name == "gone" {
+			t.Errorf("event on a Service the controller does not know: %q", e.Message)
+		}
+	}
+}
+
+// advertiserMessages groups clauses per Service in the changes' order and skips
+// VIPs no Service holds.
+func TestAdvertiserMessages(t *testing.T) {
+	got := advertiserMessages([]advertiserChange{
+		{VIP: netip.MustParseAddr("198.51.100.10"), From: []string{"n1"}},
+		{VIP: netip.MustParseAddr("198.51.100.101"), Services: []string{"ns/a", "ns/b"}, From: []string{"n1"}, To: []string{"n2"}},
+		{VIP: netip.MustParseAddr("2001:db8:100::1"), Services: []string{"ns/a"}, From: []string{"n1", "n2"}},
+	})
+	want := map[string]string{
+		"ns/a": "VIP 198.51.100.101 advertised by [n2] (was [n1]); VIP 2001:db8:100::1 is not advertised by any node (was [n1 n2])",
+		"ns/b": "VIP 198.51.100.101 advertised by [n2] (was [n1])",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("messages %q, want %q", got, want)
+	}
+}

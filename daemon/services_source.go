@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/raftvip/raftvip/daemon/assign"
 	"github.com/raftvip/raftvip/watchers"
@@ -64,4 +67,43 @@ func (s *serviceController) OwnersChanged(ds []assign.Decision) {
 			}
 		}
 	}
+}
+
+// reasonAdvertisers is the Event reason for a change in who advertises a Service's
+// VIPs over BGP.
+const reasonAdvertisers = "VIPAdvertisers"
+
+// AdvertisersChanged implements serviceSource: one Normal Event on every Service
+// whose VIPs' advertiser sets changed, naming each VIP's new and old set.
+func (s *serviceController) AdvertisersChanged(changes []advertiserChange) {
+	w, out := s.w.Load(), s.out.Load()
+	if w == nil || out == nil {
+		return
+	}
+	msgs := advertiserMessages(changes)
+	for _, key := range slices.Sorted(maps.Keys(msgs)) {
+		if v := w.View(key); v != nil {
+			out.Event(watchers.ServiceRef{Namespace: v.Namespace, Name: v.Name, UID: v.UID}, false, reasonAdvertisers, msgs[key])
+		}
+	}
+}
+
+// advertiserMessages is the Event note for every Service the changes touch: one
+// clause per VIP, in the changes' order, joined.
+func advertiserMessages(changes []advertiserChange) map[string]string {
+	parts := map[string][]string{}
+	for _, c := range changes {
+		msg := fmt.Sprintf("VIP %s advertised by %v (was %v)", c.VIP, c.To, c.From)
+		if len(c.To) == 0 {
+			msg = fmt.Sprintf("VIP %s is not advertised by any node (was %v)", c.VIP, c.From)
+		}
+		for _, key := range c.Services {
+			parts[key] = append(parts[key], msg)
+		}
+	}
+	out := make(map[string]string, len(parts))
+	for key, p := range parts {
+		out[key] = strings.Join(p, "; ")
+	}
+	return out
 }
