@@ -1,26 +1,14 @@
 package bgp
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/raftvip/raftvip/test/cluster"
 )
@@ -46,7 +34,7 @@ const (
 func TestBGPServices(t *testing.T) {
 	c := newBGPCluster(t)
 	cp := cluster.Start(t, cluster.Options{NetNS: c.l.Client(), BindAddress: c.l.ClientIP().String()})
-	applyDocs(t, cp, "rbac.yaml")
+	cp.ApplyDocs(t, "rbac.yaml")
 	cp.CreateNamespace(t, appNS)
 	for i := range nodes {
 		cp.CreateNode(t, fmt.Sprintf("node%d", i), c.l.NodeIP(i).String(), c.l.NodeIP6(i).String())
@@ -159,61 +147,6 @@ func awaitEvent(t testing.TB, cp *cluster.ControlPlane, name, substr string) {
 		}
 		return fmt.Errorf("seen %q", seen)
 	})
-}
-
-// rbacKinds maps the kinds docs/rbac.yaml ships to their resources.
-var rbacKinds = map[string]struct {
-	gvr        schema.GroupVersionResource
-	namespaced bool
-}{
-	"ClusterRole":        {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}, false},
-	"ClusterRoleBinding": {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}, false},
-	"Role":               {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}, true},
-	"RoleBinding":        {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}, true},
-}
-
-// applyDocs creates every object of a YAML file under docs/, as `kubectl apply`
-// would on an empty cluster, so the agents run with the permissions we ship.
-func applyDocs(t testing.TB, cp *cluster.ControlPlane, file string) {
-	t.Helper()
-	dyn, err := dynamic.NewForConfig(cp.RestConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, self, _, _ := runtime.Caller(0)
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "..", "docs", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatalf("docs/%s: %v", file, err)
-		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			t.Fatalf("docs/%s: %v", file, err)
-		}
-		if len(obj) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		k, ok := rbacKinds[u.GetKind()]
-		if !ok {
-			t.Fatalf("docs/%s: unexpected kind %q", file, u.GetKind())
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(k.gvr)
-		if k.namespaced {
-			ri = dyn.Resource(k.gvr).Namespace(u.GetNamespace())
-		}
-		if _, err := ri.Create(t.Context(), u, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("docs/%s: create %s %s: %v", file, u.GetKind(), u.GetName(), err)
-		}
-	}
 }
 
 // poll retries cond every 100 ms until it returns nil, failing after waitLong.

@@ -5,16 +5,10 @@
 package l2_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -27,9 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/test/agents"
@@ -86,8 +78,8 @@ func startEnv(tb testing.TB, pools []string, extra ...string) *env {
 		tb.Fatal(err)
 	}
 	e := &env{l: l, cp: cp, dyn: dyn, pods: map[string]types.UID{}, away: map[int]bool{}}
-	e.apply(tb, "rbac.yaml")
-	e.apply(tb, "crd-servicel2status.yaml")
+	e.cp.ApplyDocs(tb, "rbac.yaml")
+	e.cp.ApplyDocs(tb, "crd-servicel2status.yaml")
 	e.waitCRD(tb)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: systemNS}}
 	if _, err := cp.Client.CoreV1().ServiceAccounts(systemNS).Create(tb.Context(), sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -138,68 +130,11 @@ func failed(tb testing.TB) bool { return tb.Failed() }
 
 func nodeName(i int) string { return fmt.Sprintf("node%d", i) }
 
-// repoRoot is four directories above this file.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
-}
-
-// kinds maps the kinds our docs ship to their resources.
-var kinds = map[string]struct {
-	gvr        schema.GroupVersionResource
-	namespaced bool
-}{
-	"ClusterRole":              {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}, false},
-	"ClusterRoleBinding":       {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}, false},
-	"Role":                     {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}, true},
-	"RoleBinding":              {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}, true},
-	"CustomResourceDefinition": {schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}, false},
-}
-
-// apply creates every object of a YAML file under docs/ with the dynamic client, as
-// `kubectl apply` would on an empty cluster.
-func (e *env) apply(tb testing.TB, file string) {
-	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot(), "docs", file))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			tb.Fatalf("docs/%s: %v", file, err)
-		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			tb.Fatalf("docs/%s: %v", file, err)
-		}
-		if len(obj) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		k, ok := kinds[u.GetKind()]
-		if !ok {
-			tb.Fatalf("docs/%s: unexpected kind %q", file, u.GetKind())
-		}
-		var ri dynamic.ResourceInterface = e.dyn.Resource(k.gvr)
-		if k.namespaced {
-			ri = e.dyn.Resource(k.gvr).Namespace(u.GetNamespace())
-		}
-		if _, err := ri.Create(tb.Context(), u, metav1.CreateOptions{}); err != nil {
-			tb.Fatalf("docs/%s: create %s %s: %v", file, u.GetKind(), u.GetName(), err)
-		}
-	}
-}
-
 // waitCRD waits until the ServiceL2Status CRD is established and served.
 func (e *env) waitCRD(tb testing.TB) {
 	tb.Helper()
 	poll(tb, "ServiceL2Status CRD established", func() error {
-		crd, err := e.dyn.Resource(kinds["CustomResourceDefinition"].gvr).Get(tb.Context(), "servicel2statuses.raftvip.io", metav1.GetOptions{})
+		crd, err := e.dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Get(tb.Context(), "servicel2statuses.raftvip.io", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
