@@ -158,9 +158,10 @@ func checkNice(t *testing.T, pid, want int) {
 	}
 }
 
-func TestThreeAgentsElectAndFailOver(t *testing.T) {
-	dir := t.TempDir()
-	caCert, caKey := writeCA(t, dir)
+// startLoopbackAgents starts voters cp1..cp3 on loopback, each with extra(name)
+// flags, and kills whatever still runs when the test ends.
+func startLoopbackAgents(t *testing.T, dir string, extra func(name string) []string) []*agentProc {
+	t.Helper()
 	var agents []*agentProc
 	var peers []string
 	ports := map[string]int{}
@@ -175,9 +176,8 @@ func TestThreeAgentsElectAndFailOver(t *testing.T) {
 		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", sp), log: filepath.Join(dir, name+".log")}
 		args := append([]string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
 			fmt.Sprintf("--raft-port=%d", ports[name]), fmt.Sprintf("--status-address=127.0.0.1:%d", sp),
-			"--data-dir=" + filepath.Join(dir, name), "--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey,
-			"--apiserver-health-url=", "--log-level=debug"}, peers...)
-		startAgent(t, a, args)
+			"--data-dir=" + filepath.Join(dir, name), "--apiserver-health-url="}, peers...)
+		startAgent(t, a, append(args, extra(name)...))
 		agents = append(agents, a)
 	}
 	t.Cleanup(func() {
@@ -186,6 +186,15 @@ func TestThreeAgentsElectAndFailOver(t *testing.T) {
 				a.cmd.Process.Kill()
 			}
 		}
+	})
+	return agents
+}
+
+func TestThreeAgentsElectAndFailOver(t *testing.T) {
+	dir := t.TempDir()
+	caCert, caKey := writeCA(t, dir)
+	agents := startLoopbackAgents(t, dir, func(string) []string {
+		return []string{"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey, "--log-level=debug"}
 	})
 	leader, term := waitAgreement(t, agents, "")
 	t.Logf("leader %s term %d", leader, term)
@@ -256,31 +265,9 @@ func TestThreeAgentsElectAndFailOver(t *testing.T) {
 // leader's flags are committed; whichever nodes differ from them say so in
 // /raft/status (and their logs), the others do not.
 func TestPoolFlagDriftIsReported(t *testing.T) {
-	dir := t.TempDir()
-	var agents []*agentProc
-	var peers []string
-	ports := map[string]int{}
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("cp%d", i)
-		ports[name] = freePort(t)
-		peers = append(peers, fmt.Sprintf("--peer=%s=127.0.0.1:%d", name, ports[name]))
-	}
 	pools := map[string]string{"cp1": "web=198.51.100.100-198.51.100.150", "cp2": "web=198.51.100.100-198.51.100.150", "cp3": "web=198.51.100.100-198.51.100.199"}
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("cp%d", i)
-		sp := freePort(t)
-		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", sp), log: filepath.Join(dir, name+".log")}
-		args := append([]string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
-			fmt.Sprintf("--raft-port=%d", ports[name]), fmt.Sprintf("--status-address=127.0.0.1:%d", sp),
-			"--data-dir=" + filepath.Join(dir, name), "--insecure-transport", "--apiserver-health-url=",
-			"--pool=" + pools[name]}, peers...)
-		startAgent(t, a, args)
-		agents = append(agents, a)
-	}
-	t.Cleanup(func() {
-		for _, a := range agents {
-			a.cmd.Process.Kill()
-		}
+	agents := startLoopbackAgents(t, t.TempDir(), func(name string) []string {
+		return []string{"--insecure-transport", "--pool=" + pools[name]}
 	})
 	leader, _ := waitAgreement(t, agents, "")
 	deadline := time.Now().Add(15 * time.Second)
