@@ -211,3 +211,16 @@ func Leader(t lab.TB, all []*Agent, timeout time.Duration, skip ...*Agent) *Agen
 		}
 	}
 }
+
+// Held is the VIPs the agent holds on its interface, failing the test when its
+// status server does not answer.
+func (a *Agent) Held(t lab.TB) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := a.Status(ctx)
+	if err != nil {
+		t.Fatalf("status of %s: %v", a.Name, err)
+	}
+	return st.HeldVIPs
+}

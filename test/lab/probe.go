@@ -320,3 +320,16 @@ func (p *Prober) Stop() ProbeResult {
 	})
 	return p.Result()
 }
+
+// WaitEcho probes ip:port from the client until a reply from node's namespace
+// arrives, failing the test when none does within timeout.
+func (l *Lab) WaitEcho(ip netip.Addr, port int, node string, timeout time.Duration) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	p := l.Probe(ctx, l.client, netip.AddrPortFrom(ip, uint16(port)), 10*time.Millisecond)
+	defer p.Stop()
+	if _, err := p.WaitReply(ctx, node, time.Now()); err != nil {
+		l.t.Fatalf("UDP echo via %s from %s: %v", ip, node, err)
+	}
+}

@@ -121,14 +121,14 @@ func TestServiceVIPs(t *testing.T) {
 				t.Errorf("/state owner of %s is %+v", v, o)
 			}
 			i := e.byName(o.Node).Index
-			echoFrom(t, l, v, l.Node(i))
+			l.WaitEcho(v, echoPort, l.Node(i), 20*time.Second)
 			poll(t, "neighbour entry of "+v.String(), func() error { return l.NeighIs(v, l.NodeMAC(i)) })
 		}
 		for _, a := range e.agents {
 			want := ownedBy(st, a.Name, every)
 			poll(t, a.Name+" holds exactly its VIPs", func() error {
 				var got []netip.Addr
-				for _, s := range held(t, a) {
+				for _, s := range a.Held(t) {
 					got = append(got, netip.MustParseAddr(s))
 				}
 				slices.SortFunc(got, func(a, b netip.Addr) int { return a.Compare(b) })
@@ -183,7 +183,7 @@ func TestServiceVIPs(t *testing.T) {
 			t.Fatalf("%s owns nothing to move", nodeName(victim))
 		}
 		for _, v := range moved {
-			echoFrom(t, l, v, l.Node(victim))
+			l.WaitEcho(v, echoPort, l.Node(victim), 20*time.Second)
 		}
 		capture = l.Capture(l.Client(), lab.Iface, "arp or icmp6")
 		for _, v := range moved {
@@ -205,10 +205,10 @@ func TestServiceVIPs(t *testing.T) {
 		}
 		after = e.state(t)
 		for _, v := range moved {
-			echoFrom(t, l, v, l.Node(e.byName(after.Owners[v.String()].Node).Index))
+			l.WaitEcho(v, echoPort, l.Node(e.byName(after.Owners[v.String()].Node).Index), 20*time.Second)
 		}
 		poll(t, "the cut node drops its VIPs", func() error {
-			if h := held(t, cutOff); len(h) > 0 {
+			if h := cutOff.Held(t); len(h) > 0 {
 				return fmt.Errorf("holds %v", h)
 			}
 			return nil
@@ -236,7 +236,7 @@ func TestServiceVIPs(t *testing.T) {
 				t.Errorf("%s: %v", v, err)
 			}
 		}
-		if h := held(t, cutOff); len(h) > 0 {
+		if h := cutOff.Held(t); len(h) > 0 {
 			t.Errorf("%s holds %v after coming back", cutOff.Name, h)
 		}
 		if now := e.state(t); !ownersEqual(now, after, every) {
@@ -244,7 +244,7 @@ func TestServiceVIPs(t *testing.T) {
 		}
 		for _, v := range moved {
 			i := e.byName(after.Owners[v.String()].Node).Index
-			echoFrom(t, l, v, l.Node(i))
+			l.WaitEcho(v, echoPort, l.Node(i), 20*time.Second)
 			if err := l.NeighIs(v, l.NodeMAC(i)); err != nil {
 				t.Error(err)
 			}
@@ -267,9 +267,9 @@ func TestServiceVIPs(t *testing.T) {
 			t.Errorf("epoch %d after one move, was %d", o.Epoch, before.Epoch)
 		}
 		poll(t, "client neighbour entry follows to node1", func() error { return l.NeighIs(v, l.NodeMAC(1)) })
-		echoFrom(t, l, v, l.Node(1))
+		l.WaitEcho(v, echoPort, l.Node(1), 20*time.Second)
 		poll(t, "node4 drops the Local VIP", func() error {
-			if slices.Contains(held(t, e.agent(4)), v.String()) {
+			if slices.Contains(e.agent(4).Held(t), v.String()) {
 				return fmt.Errorf("node4 still holds %s", v)
 			}
 			return nil
@@ -357,11 +357,11 @@ func TestServiceVIPs(t *testing.T) {
 		if _, err := lab.SingleSpeaker(lab.Claims(lines, pv)); err != nil {
 			t.Error(err)
 		}
-		if h := held(t, pvictim); slices.Contains(h, pv.String()) {
+		if h := pvictim.Held(t); slices.Contains(h, pv.String()) {
 			t.Errorf("%s holds %s again after the partition healed", pvictim.Name, pv)
 		}
 		i := e.byName(pnew).Index
-		echoFrom(t, l, pv, l.Node(i))
+		l.WaitEcho(pv, echoPort, l.Node(i), 20*time.Second)
 		if err := l.NeighIs(pv, l.NodeMAC(i)); err != nil {
 			t.Error(err)
 		}

@@ -62,7 +62,7 @@ func TestLeaderWithDeadAPIServerHandsOver(t *testing.T) {
 		return l.NeighIs(v4, l.NodeMAC(next.Index))
 	})
 	eventually(t, 5*time.Second, "old leader released the VIP and follows the new one", func() error {
-		if h := held(t, leader); len(h) != 0 {
+		if h := leader.Held(t); len(h) != 0 {
 			return errorf("old leader holds %v", h)
 		}
 		st, err := leader.Status(ctx)

@@ -24,12 +24,12 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 
 	for _, v := range []netip.Addr{v4, v6} {
 		eventually(t, 10*time.Second, "ping "+v.String(), func() error { return ping(l, v) })
-		echoFrom(t, l, v, leader.NS)
+		l.WaitEcho(v, echoPort, leader.NS, 10*time.Second)
 		eventually(t, 5*time.Second, "neighbour entry", func() error { return l.NeighIs(v, l.NodeMAC(leader.Index)) })
 	}
 	for _, a := range all {
-		if a != leader && len(held(t, a)) != 0 {
-			t.Fatalf("follower %s holds %v", a.Name, held(t, a))
+		if a != leader && len(a.Held(t)) != 0 {
+			t.Fatalf("follower %s holds %v", a.Name, a.Held(t))
 		}
 	}
 
@@ -44,7 +44,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 		eventually(t, 10*time.Second, "neighbour entry after failover", func() error {
 			return l.NeighIs(v, l.NodeMAC(next.Index))
 		})
-		echoFrom(t, l, v, next.NS)
+		l.WaitEcho(v, echoPort, next.NS, 10*time.Second)
 	}
 
 	// The old leader comes back: it is a follower now and must not announce.
@@ -75,7 +75,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 			t.Fatalf("old leader advertised the IPv6 VIP after it came back: %s", ln)
 		}
 	}
-	if h := held(t, leader); len(h) != 0 {
+	if h := leader.Held(t); len(h) != 0 {
 		t.Fatalf("old leader holds %v after coming back", h)
 	}
 	for _, v := range []netip.Addr{v4, v6} {
@@ -100,7 +100,7 @@ func TestPartitionedLeaderGoesSilentFirst(t *testing.T) {
 	l.Partition(leader.Index)
 	next := agents.Leader(t, all, 20*time.Second, leader)
 	eventually(t, 5*time.Second, "partitioned leader drops the VIP", func() error {
-		if h := held(t, leader); len(h) != 0 {
+		if h := leader.Held(t); len(h) != 0 {
 			return errorf("partitioned old leader still holds %v", h)
 		}
 		return nil

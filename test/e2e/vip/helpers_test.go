@@ -1,12 +1,10 @@
 package vip_test
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/raftvip/raftvip/test/agents"
 	"github.com/raftvip/raftvip/test/lab"
 )
 
@@ -34,27 +32,4 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 func ping(l *lab.Lab, ip netip.Addr) error {
 	_, err := l.Exec(l.Client(), "ping", "-n", "-c", "1", "-W", "1", ip.String())
 	return err
-}
-
-// echoFrom sends UDP probes to the VIP until a reply from node arrives.
-func echoFrom(t *testing.T, l *lab.Lab, ip netip.Addr, node string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	p := l.Probe(ctx, l.Client(), netip.AddrPortFrom(ip, echoPort), 10*time.Millisecond)
-	defer p.Stop()
-	if _, err := p.WaitReply(ctx, node, time.Now()); err != nil {
-		t.Fatalf("UDP echo via %s: %v", ip, err)
-	}
-}
-
-func held(t *testing.T, a *agents.Agent) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	st, err := a.Status(ctx)
-	if err != nil {
-		t.Fatalf("status of %s: %v", a.Name, err)
-	}
-	return st.HeldVIPs
 }
