@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/raftvip/raftvip/test/cluster"
+	"github.com/raftvip/raftvip/test/lab"
 )
 
 const (
@@ -112,7 +113,7 @@ func createService(t testing.TB, cp *cluster.ControlPlane, s *corev1.Service) {
 func ingress(t testing.TB, cp *cluster.ControlPlane, name string) netip.Addr {
 	t.Helper()
 	var out netip.Addr
-	poll(t, "one ingress address on "+name, func() error {
+	lab.Eventually(t, waitLong, "one ingress address on "+name, func() error {
 		s, err := cp.Client.CoreV1().Services(appNS).Get(t.Context(), name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -130,7 +131,7 @@ func ingress(t testing.TB, cp *cluster.ControlPlane, name string) netip.Addr {
 // name whose message contains substr.
 func awaitEvent(t testing.TB, cp *cluster.ControlPlane, name, substr string) {
 	t.Helper()
-	poll(t, fmt.Sprintf("a %s Event on %s mentioning %q", advertisersReason, name, substr), func() error {
+	lab.Eventually(t, waitLong, fmt.Sprintf("a %s Event on %s mentioning %q", advertisersReason, name, substr), func() error {
 		list, err := cp.Client.CoreV1().Events(appNS).List(t.Context(), metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -147,20 +148,4 @@ func awaitEvent(t testing.TB, cp *cluster.ControlPlane, name, substr string) {
 		}
 		return fmt.Errorf("seen %q", seen)
 	})
-}
-
-// poll retries cond every 100 ms until it returns nil, failing after waitLong.
-func poll(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

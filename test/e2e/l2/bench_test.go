@@ -17,6 +17,7 @@ import (
 
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/test/cluster"
+	"github.com/raftvip/raftvip/test/lab"
 	"github.com/raftvip/raftvip/watchers"
 )
 
@@ -128,7 +129,7 @@ func (e *env) benchServices(tb testing.TB, n int, node string) []netip.Addr {
 		tb.Fatal(err)
 	}
 	var vips []netip.Addr
-	poll(tb, fmt.Sprintf("%d services with an address and an owner", n), func() error {
+	lab.Eventually(tb, waitLong, fmt.Sprintf("%d services with an address and an owner", n), func() error {
 		list, err := e.cp.Client.CoreV1().Services(appNS).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -225,7 +226,7 @@ func Benchmark1000ServiceVIPsNodeLoss(b *testing.B) {
 		b.Fatal("the leader's state never showed every VIP off node3")
 	}
 	var objsDone time.Duration
-	poll(b, "ServiceL2Status objects off node3", func() error {
+	lab.Eventually(b, waitLong, "ServiceL2Status objects off node3", func() error {
 		count, on3 := 0, 0
 		for _, u := range e.l2Statuses(b) {
 			count++

@@ -106,7 +106,7 @@ func startEnv(tb testing.TB, pools []string, extra ...string) *env {
 		}
 	})
 	leader := e.leader(tb)
-	poll(tb, "all five servers in the raft configuration and reporting", func() error {
+	lab.Eventually(tb, waitLong, "all five servers in the raft configuration and reporting", func() error {
 		st, err := leader.Status(tb.Context())
 		if err != nil {
 			return err
@@ -133,7 +133,7 @@ func nodeName(i int) string { return fmt.Sprintf("node%d", i) }
 // waitCRD waits until the ServiceL2Status CRD is established and served.
 func (e *env) waitCRD(tb testing.TB) {
 	tb.Helper()
-	poll(tb, "ServiceL2Status CRD established", func() error {
+	lab.Eventually(tb, waitLong, "ServiceL2Status CRD established", func() error {
 		crd, err := e.dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Get(tb.Context(), "servicel2statuses.raftvip.io", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -214,7 +214,7 @@ func (e *env) byName(name string) *agents.Agent {
 func (e *env) state(tb testing.TB) raftstore.State {
 	tb.Helper()
 	var st raftstore.State
-	poll(tb, "the leader's /state", func() error {
+	lab.Eventually(tb, waitLong, "the leader's /state", func() error {
 		var err error
 		ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Second)
 		defer cancel()
@@ -291,7 +291,7 @@ func endpointSlice(svc, node string, ip netip.Addr) *discoveryv1.EndpointSlice {
 func (e *env) ingress(tb testing.TB, name string, n int) []netip.Addr {
 	tb.Helper()
 	var out []netip.Addr
-	poll(tb, fmt.Sprintf("%d ingress addresses on %s", n, name), func() error {
+	lab.Eventually(tb, waitLong, fmt.Sprintf("%d ingress addresses on %s", n, name), func() error {
 		s, err := e.cp.Client.CoreV1().Services(appNS).Get(tb.Context(), name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -317,7 +317,7 @@ func (e *env) ingress(tb testing.TB, name string, n int) []netip.Addr {
 func (e *env) ownerOf(tb testing.TB, vip netip.Addr, what string, accept func(raftstore.Owner) bool) raftstore.Owner {
 	tb.Helper()
 	var o raftstore.Owner
-	poll(tb, fmt.Sprintf("owner of %s: %s", vip, what), func() error {
+	lab.Eventually(tb, waitLong, fmt.Sprintf("owner of %s: %s", vip, what), func() error {
 		st := e.state(tb)
 		var ok bool
 		o, ok = st.Owners[vip.String()]
@@ -369,7 +369,7 @@ func wantL2Statuses(st raftstore.State, ingress map[string][]netip.Addr) []strin
 // no other objects exist.
 func (e *env) checkL2Statuses(tb testing.TB, ingress map[string][]netip.Addr) {
 	tb.Helper()
-	poll(tb, "ServiceL2Status objects matching the owners", func() error {
+	lab.Eventually(tb, waitLong, "ServiceL2Status objects matching the owners", func() error {
 		want := wantL2Statuses(e.state(tb), ingress)
 		var got []string
 		for _, u := range e.l2Statuses(tb) {
@@ -399,22 +399,6 @@ func (e *env) checkL2Statuses(tb testing.TB, ingress map[string][]netip.Addr) {
 		}
 		return nil
 	})
-}
-
-// poll retries cond every 100 ms until it returns nil, failing after waitLong.
-func poll(tb testing.TB, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(waitLong)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // tail is the last n lines of a log that are not DEBUG.

@@ -59,7 +59,7 @@ func allVIPs(ingress map[string][]netip.Addr, names ...string) []netip.Addr {
 // waitRejoined waits until a node that was cut off hears from the leader again.
 func waitRejoined(t testing.TB, a *agents.Agent) {
 	t.Helper()
-	poll(t, a.Name+" hears from a leader again", func() error {
+	lab.Eventually(t, waitLong, a.Name+" hears from a leader again", func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		st, err := a.Status(ctx)
@@ -95,7 +95,7 @@ func TestServiceVIPs(t *testing.T) {
 
 	if !t.Run("every VIP answers from its one owner", func(t *testing.T) {
 		var st raftstore.State
-		poll(t, "an owner for every VIP", func() error {
+		lab.Eventually(t, waitLong, "an owner for every VIP", func() error {
 			st = e.state(t)
 			for _, v := range every {
 				if _, ok := st.Owners[v.String()]; !ok {
@@ -122,11 +122,11 @@ func TestServiceVIPs(t *testing.T) {
 			}
 			i := e.byName(o.Node).Index
 			l.WaitEcho(v, echoPort, l.Node(i), 20*time.Second)
-			poll(t, "neighbour entry of "+v.String(), func() error { return l.NeighIs(v, l.NodeMAC(i)) })
+			lab.Eventually(t, waitLong, "neighbour entry of "+v.String(), func() error { return l.NeighIs(v, l.NodeMAC(i)) })
 		}
 		for _, a := range e.agents {
 			want := ownedBy(st, a.Name, every)
-			poll(t, a.Name+" holds exactly its VIPs", func() error {
+			lab.Eventually(t, waitLong, a.Name+" holds exactly its VIPs", func() error {
 				var got []netip.Addr
 				for _, s := range a.Held(t) {
 					got = append(got, netip.MustParseAddr(s))
@@ -201,13 +201,13 @@ func TestServiceVIPs(t *testing.T) {
 			// The client's entry moves on the new owner's announcement alone: no flush,
 			// and no probe from the client before this check.
 			mac := l.NodeMAC(e.byName(o.Node).Index)
-			poll(t, "client neighbour entry of "+v.String()+" follows", func() error { return l.NeighIs(v, mac) })
+			lab.Eventually(t, waitLong, "client neighbour entry of "+v.String()+" follows", func() error { return l.NeighIs(v, mac) })
 		}
 		after = e.state(t)
 		for _, v := range moved {
 			l.WaitEcho(v, echoPort, l.Node(e.byName(after.Owners[v.String()].Node).Index), 20*time.Second)
 		}
-		poll(t, "the cut node drops its VIPs", func() error {
+		lab.Eventually(t, waitLong, "the cut node drops its VIPs", func() error {
 			if h := cutOff.Held(t); len(h) > 0 {
 				return fmt.Errorf("holds %v", h)
 			}
@@ -266,9 +266,9 @@ func TestServiceVIPs(t *testing.T) {
 		if o.Epoch != before.Epoch+1 {
 			t.Errorf("epoch %d after one move, was %d", o.Epoch, before.Epoch)
 		}
-		poll(t, "client neighbour entry follows to node1", func() error { return l.NeighIs(v, l.NodeMAC(1)) })
+		lab.Eventually(t, waitLong, "client neighbour entry follows to node1", func() error { return l.NeighIs(v, l.NodeMAC(1)) })
 		l.WaitEcho(v, echoPort, l.Node(1), 20*time.Second)
-		poll(t, "node4 drops the Local VIP", func() error {
+		lab.Eventually(t, waitLong, "node4 drops the Local VIP", func() error {
 			if slices.Contains(e.agent(4).Held(t), v.String()) {
 				return fmt.Errorf("node4 still holds %s", v)
 			}
@@ -390,7 +390,7 @@ func TestServiceVIPs(t *testing.T) {
 			t.Fatalf("%s owns VIPs but has no ServiceL2Status objects", node)
 		}
 		e.cp.DeletePodNow(t, systemNS, "raftvip-"+node)
-		poll(t, "the garbage collector removes "+strings.Join(names, ", "), func() error {
+		lab.Eventually(t, waitLong, "the garbage collector removes "+strings.Join(names, ", "), func() error {
 			var left []string
 			for _, u := range e.l2Statuses(t) {
 				if slices.Contains(names, u.GetName()) {
@@ -405,7 +405,7 @@ func TestServiceVIPs(t *testing.T) {
 		// The leader's resync writes them again, without an owner now that there is
 		// no pod, because the node still announces.
 		want := wantL2Statuses(e.state(t), ingress)
-		poll(t, "the leader recreates "+node+"'s objects without an owner", func() error {
+		lab.Eventually(t, waitLong, "the leader recreates "+node+"'s objects without an owner", func() error {
 			var got, wantNode []string
 			for _, w := range want {
 				if strings.HasPrefix(w, node+" ") {

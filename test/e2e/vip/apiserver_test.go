@@ -26,7 +26,7 @@ func TestLeaderWithDeadAPIServerHandsOver(t *testing.T) {
 	}})
 	leader := agents.Leader(t, all, 20*time.Second)
 	ctx := context.Background()
-	eventually(t, 20*time.Second, "every voter reports a healthy API server to the leader", func() error {
+	lab.Eventually(t, 20*time.Second, "every voter reports a healthy API server to the leader", func() error {
 		st, err := leader.State(ctx)
 		if err != nil {
 			return err
@@ -42,10 +42,10 @@ func TestLeaderWithDeadAPIServerHandsOver(t *testing.T) {
 		return nil
 	})
 	v4 := netip.MustParseAddr(vip4)
-	eventually(t, 10*time.Second, "ping VIP", func() error { return ping(l, v4) })
+	lab.Eventually(t, 10*time.Second, "ping VIP", func() error { return ping(l, v4) })
 
 	cps[leader.Index].StopAPIServer(t)
-	eventually(t, 20*time.Second, "the old leader notices its API server is down", func() error {
+	lab.Eventually(t, 20*time.Second, "the old leader notices its API server is down", func() error {
 		st, err := leader.Status(ctx)
 		if err != nil {
 			return err
@@ -58,10 +58,10 @@ func TestLeaderWithDeadAPIServerHandsOver(t *testing.T) {
 	// The others agree on a leader that is not the old one (Leader waits while they
 	// still follow it).
 	next := agents.Leader(t, all, 20*time.Second, leader)
-	eventually(t, 10*time.Second, "the client follows the VIP to the new leader", func() error {
+	lab.Eventually(t, 10*time.Second, "the client follows the VIP to the new leader", func() error {
 		return l.NeighIs(v4, l.NodeMAC(next.Index))
 	})
-	eventually(t, 5*time.Second, "old leader released the VIP and follows the new one", func() error {
+	lab.Eventually(t, 5*time.Second, "old leader released the VIP and follows the new one", func() error {
 		if h := leader.Held(t); len(h) != 0 {
 			return errorf("old leader holds %v", h)
 		}

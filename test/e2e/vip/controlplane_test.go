@@ -23,9 +23,9 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 	v4, v6 := netip.MustParseAddr(vip4), netip.MustParseAddr(vip6)
 
 	for _, v := range []netip.Addr{v4, v6} {
-		eventually(t, 10*time.Second, "ping "+v.String(), func() error { return ping(l, v) })
+		lab.Eventually(t, 10*time.Second, "ping "+v.String(), func() error { return ping(l, v) })
 		l.WaitEcho(v, echoPort, leader.NS, 10*time.Second)
-		eventually(t, 5*time.Second, "neighbour entry", func() error { return l.NeighIs(v, l.NodeMAC(leader.Index)) })
+		lab.Eventually(t, 5*time.Second, "neighbour entry", func() error { return l.NeighIs(v, l.NodeMAC(leader.Index)) })
 	}
 	for _, a := range all {
 		if a != leader && len(a.Held(t)) != 0 {
@@ -41,7 +41,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 		t.Fatalf("leader did not change")
 	}
 	for _, v := range []netip.Addr{v4, v6} {
-		eventually(t, 10*time.Second, "neighbour entry after failover", func() error {
+		lab.Eventually(t, 10*time.Second, "neighbour entry after failover", func() error {
 			return l.NeighIs(v, l.NodeMAC(next.Index))
 		})
 		l.WaitEcho(v, echoPort, next.NS, 10*time.Second)
@@ -50,7 +50,7 @@ func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
 	// The old leader comes back: it is a follower now and must not announce.
 	capture := l.Capture(l.Client(), lab.Iface, "arp or icmp6")
 	l.RestoreLink(leader.Index)
-	eventually(t, 10*time.Second, "old leader rejoins as follower", func() error {
+	lab.Eventually(t, 10*time.Second, "old leader rejoins as follower", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		st, err := leader.Status(ctx)
@@ -90,7 +90,7 @@ func TestPartitionedLeaderGoesSilentFirst(t *testing.T) {
 	all := agents.StartLab(t, l, agents.LabOptions{VIPs: []string{vip4}})
 	leader := agents.Leader(t, all, 20*time.Second)
 	v4 := netip.MustParseAddr(vip4)
-	eventually(t, 10*time.Second, "ping VIP", func() error { return ping(l, v4) })
+	lab.Eventually(t, 10*time.Second, "ping VIP", func() error { return ping(l, v4) })
 
 	// The client keeps asking who has the VIP (every 10 ms, bounded) while the leader
 	// is cut off from the other voters but not from the client.
@@ -99,13 +99,13 @@ func TestPartitionedLeaderGoesSilentFirst(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	l.Partition(leader.Index)
 	next := agents.Leader(t, all, 20*time.Second, leader)
-	eventually(t, 5*time.Second, "partitioned leader drops the VIP", func() error {
+	lab.Eventually(t, 5*time.Second, "partitioned leader drops the VIP", func() error {
 		if h := leader.Held(t); len(h) != 0 {
 			return errorf("partitioned old leader still holds %v", h)
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "client follows the new leader", func() error {
+	lab.Eventually(t, 10*time.Second, "client follows the new leader", func() error {
 		return l.NeighIs(v4, l.NodeMAC(next.Index))
 	})
 	time.Sleep(500 * time.Millisecond)
@@ -138,7 +138,7 @@ func TestStaleVIPRemovedOnStart(t *testing.T) {
 	// Only node 0 runs: with a three-voter peer list it can never be leader, so it
 	// owns nothing and must remove both.
 	all := agents.StartLab(t, l, agents.LabOptions{VIPs: []string{vip4}, Only: []int{0}})
-	eventually(t, 10*time.Second, "stale VIPs removed", func() error {
+	lab.Eventually(t, 10*time.Second, "stale VIPs removed", func() error {
 		var left []netip.Addr
 		err := l.RunInNS(l.Node(0), func() error {
 			var err error

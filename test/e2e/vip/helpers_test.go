@@ -2,8 +2,6 @@ package vip_test
 
 import (
 	"net/netip"
-	"testing"
-	"time"
 
 	"github.com/raftvip/raftvip/test/lab"
 )
@@ -13,20 +11,6 @@ const (
 	vip4     = "198.51.100.100"
 	vip6     = "2001:db8:100::100"
 )
-
-// eventually polls cond until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
-}
 
 // ping sends one ICMP echo from the client.
 func ping(l *lab.Lab, ip netip.Addr) error {
