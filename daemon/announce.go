@@ -57,6 +57,10 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	// node that hears from the leader again may not yet have applied the entries
 	// that moved its VIPs away; announcing from that state makes two speakers.
 	var cu catchUp
+	// The state is copied only when it changed: the ticker that watches the fence
+	// fires several times per fence timeout, and the copy grows with the Services.
+	changed := d.node.Changed()
+	st := d.node.State()
 	for {
 		leader := d.node.IsLeader()
 		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
@@ -66,7 +70,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 			cu = catchUp{}
 		}
 		current := !isFenced && cu.current(d.node)
-		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, d.node.State())
+		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
 		if !slices.Equal(sortedAddrs(d.holder.Held()), want) {
 			if err := d.holder.Set(want); err != nil {
 				d.log.Error("make the interface match the replicated state", "want", want, "err", err)
@@ -79,7 +83,9 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changes:
-		case <-d.node.Changed():
+		case <-changed:
+			changed = d.node.Changed()
+			st = d.node.State()
 		case <-check.C:
 		case r := <-cu.pending:
 			cu.pending = nil

@@ -430,10 +430,13 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 	var lastSync time.Time
 	var lastUnroutable []netip.Addr
 	synced, failing, wasFenced := false, false, true
+	// As in announceLoop: copy the state only when it changed, not on every tick.
+	changed := d.node.Changed()
+	st := d.node.State()
 	for {
 		leader := d.node.IsLeader()
 		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
-		want, unroutable := bgpWant(d.cfg.NodeName, isFenced, d.node.State(), d.cfg.BGP)
+		want, unroutable := bgpWant(d.cfg.NodeName, isFenced, st, d.cfg.BGP)
 		if !slices.Equal(unroutable, lastUnroutable) && len(unroutable) > 0 {
 			d.log.Warn("not advertising VIPs of a family this node has no next hop for (give --bgp-next-hop-ipv6)", "vips", unroutable)
 		}
@@ -458,7 +461,9 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changes:
-		case <-d.node.Changed():
+		case <-changed:
+			changed = d.node.Changed()
+			st = d.node.State()
 		case <-check.C:
 		}
 	}

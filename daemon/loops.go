@@ -121,7 +121,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		contacts := d.node.PeerContacts()
+		contacts := d.node.PeerContacts(servers)
 		if d.cfg.Mode == ModeBGP {
 			d.decideAdvertisers(st, servers, contacts, leaderSince)
 		} else {

@@ -208,16 +208,12 @@ func authorize(peer string, c Command) error {
 	return nil
 }
 
-// PeerContacts reports, on the leader, when each other server last answered it
-// (heartbeats are answered every few milliseconds). Servers never heard from since
-// this node started dialling them are missing from the map. The leader's decision
-// that a node is down is made from this.
-func (n *Node) PeerContacts() map[string]time.Time {
+// PeerContacts reports, on the leader, when each of servers (from Servers) last
+// answered it (heartbeats are answered every few milliseconds). Servers never heard
+// from since this node started dialling them are missing from the map. The leader's
+// decision that a node is down is made from this.
+func (n *Node) PeerContacts(servers []Server) map[string]time.Time {
 	out := map[string]time.Time{}
-	servers, err := n.Servers()
-	if err != nil {
-		return out
-	}
 	for _, s := range servers {
 		if s.ID == n.id {
 			continue

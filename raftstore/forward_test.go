@@ -121,6 +121,10 @@ func TestForwardWithoutLeader(t *testing.T) {
 func TestPeerContactsTrackLiveFollowers(t *testing.T) {
 	c := newCluster(t, 3, nil, DefaultTimeouts())
 	leader := c.leader()
+	servers, err := leader.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var dead string
 	for _, n := range c.running() {
 		if n != leader {
@@ -129,12 +133,12 @@ func TestPeerContactsTrackLiveFollowers(t *testing.T) {
 		}
 	}
 	waitFor(t, "the leader to hear from both followers", func() bool {
-		pc := leader.PeerContacts()
+		pc := leader.PeerContacts(servers)
 		return len(pc) == 2 && time.Since(pc[dead]) < time.Second
 	})
 	c.kill(dead)
 	time.Sleep(500 * time.Millisecond)
-	pc := leader.PeerContacts()
+	pc := leader.PeerContacts(servers)
 	if time.Since(pc[dead]) < 400*time.Millisecond {
 		t.Fatalf("killed follower %s still counts as heard %s ago", dead, time.Since(pc[dead]))
 	}
