@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -159,17 +158,7 @@ func (m *muxLayer) dialKind(addr raft.ServerAddress, timeout time.Duration, kind
 
 // peerName is the node name a connection authenticated as: the CN of its verified
 // client certificate, or "" on an insecure transport.
-func peerName(c net.Conn) string {
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		return ""
-	}
-	st := tc.ConnectionState()
-	if len(st.PeerCertificates) == 0 {
-		return ""
-	}
-	return st.PeerCertificates[0].Subject.CommonName
-}
+func peerName(c net.Conn) string { return identityOf(c).Name }
 
 // maxFrame bounds one forwarded request or response.
 const maxFrame = 1 << 20

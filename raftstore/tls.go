@@ -26,7 +26,9 @@ const clockSkew = 5 * time.Minute
 // node. The key is ECDSA P-256 (fast handshakes), CN and a DNS SAN are the
 // node name, the IPs become IP SANs, and the certificate is good for both
 // server and client authentication because every peer both dials and
-// accepts. Validity is capped at the CA's own expiry.
+// accepts. Validity is capped at the CA's own expiry. Only holders of the CA
+// key can run this, so the certificate carries ControlPlaneOrganization: it
+// marks a node that may become a voter.
 func IssuePeerCert(caCertPEM, caKeyPEM []byte, nodeName string, ips []net.IP, ttl time.Duration) (tls.Certificate, error) {
 	if nodeName == "" {
 		return tls.Certificate{}, errors.New("issue peer certificate: empty node name")
@@ -66,7 +68,7 @@ func IssuePeerCert(caCertPEM, caKeyPEM []byte, nodeName string, ips []net.IP, tt
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: nodeName},
+		Subject:               pkix.Name{CommonName: nodeName, Organization: []string{ControlPlaneOrganization}},
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
