@@ -60,7 +60,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	// The state is copied only when it changed: the ticker that watches the fence
 	// fires several times per fence timeout, and the copy grows with the Services.
 	changed := d.node.Changed()
-	st := d.node.State()
+	st, stIndex := d.node.StateAt()
 	for {
 		leader := d.node.IsLeader()
 		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
@@ -69,7 +69,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		if isFenced || (leader && !wasLeader) {
 			cu = catchUp{}
 		}
-		current := !isFenced && cu.current(d.node)
+		current := !isFenced && cu.current(d.node, stIndex)
 		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
 		if !slices.Equal(sortedAddrs(d.holder.Held()), want) {
 			if err := d.holder.Set(want); err != nil {
@@ -85,15 +85,11 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		case <-changes:
 		case <-changed:
 			changed = d.node.Changed()
-			st = d.node.State()
+			st, stIndex = d.node.StateAt()
 		case <-check.C:
 		case r := <-cu.pending:
-			cu.pending = nil
-			if r.err != nil {
-				d.log.Debug("read index for the fence", "err", r.err)
-				cu.retryAt = time.Now().Add(readIndexRetry)
-			} else {
-				cu.target, cu.have = r.index, true
+			if err := cu.settle(r); err != nil {
+				d.log.Debug("read index for the fence", "err", err)
 			}
 		}
 	}
@@ -102,8 +98,11 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 // readIndexRetry spaces ReadIndex attempts while no leader answers.
 const readIndexRetry = 50 * time.Millisecond
 
-// catchUp knows whether the FSM holds everything the leader had committed when this
-// node last (re)gained contact: one ReadIndex, then the applied index must reach it.
+// catchUp knows whether the state copy the loop acts on holds everything the
+// leader had committed when this node last (re)gained contact: one ReadIndex,
+// then the copy's own index must cover it. raft's AppliedIndex is not enough: it
+// advances when a batch is queued for the FSM, and the loop's copy may be older
+// still.
 type catchUp struct {
 	pending chan readIndexResult // nil when no ReadIndex runs
 	target  uint64
@@ -116,10 +115,11 @@ type readIndexResult struct {
 	err   error
 }
 
-// current reports whether the FSM has caught up, starting a ReadIndex when needed.
-func (c *catchUp) current(n *raftstore.Node) bool {
+// current reports whether the copy taken at stateIndex has caught up, starting a
+// ReadIndex when needed.
+func (c *catchUp) current(n *raftstore.Node, stateIndex uint64) bool {
 	if c.have {
-		return n.AppliedIndex() >= c.target
+		return n.Covers(stateIndex, c.target)
 	}
 	if c.pending == nil && !time.Now().Before(c.retryAt) {
 		ch := make(chan readIndexResult, 1)
@@ -130,6 +130,18 @@ func (c *catchUp) current(n *raftstore.Node) bool {
 		}()
 	}
 	return false
+}
+
+// settle records the answer of the ReadIndex that current started, and when it
+// failed, when to try again; it returns that failure.
+func (c *catchUp) settle(r readIndexResult) error {
+	c.pending = nil
+	if r.err != nil {
+		c.retryAt = time.Now().Add(readIndexRetry)
+		return r.err
+	}
+	c.target, c.have = r.index, true
+	return nil
 }
 
 // logTransition says why the held set changed, one line per event that matters.

@@ -432,11 +432,19 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 	synced, failing, wasFenced := false, false, true
 	// As in announceLoop: copy the state only when it changed, not on every tick.
 	changed := d.node.Changed()
-	st := d.node.State()
+	st, stIndex := d.node.StateAt()
+	// As in announceLoop: a node that (re)gains contact advertises nothing until
+	// its copy of the state holds what the leader had committed.
+	var cu catchUp
+	wasLeader := false
 	for {
 		leader := d.node.IsLeader()
 		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
-		want, unroutable := bgpWant(d.cfg.NodeName, isFenced, st, d.cfg.BGP)
+		if isFenced || (leader && !wasLeader) {
+			cu = catchUp{}
+		}
+		current := !isFenced && cu.current(d.node, stIndex)
+		want, unroutable := bgpWant(d.cfg.NodeName, isFenced || !current, st, d.cfg.BGP)
 		if !slices.Equal(unroutable, lastUnroutable) && len(unroutable) > 0 {
 			d.log.Warn("not advertising VIPs of a family this node has no next hop for (give --bgp-next-hop-ipv6)", "vips", unroutable)
 		}
@@ -456,15 +464,19 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 				applied, lastSync = want, time.Now()
 			}
 		}
-		wasFenced = isFenced
+		wasFenced, wasLeader = isFenced, leader
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
 		case <-changed:
 			changed = d.node.Changed()
-			st = d.node.State()
+			st, stIndex = d.node.StateAt()
 		case <-check.C:
+		case r := <-cu.pending:
+			if err := cu.settle(r); err != nil {
+				d.log.Debug("read index before advertising", "err", err)
+			}
 		}
 	}
 }

@@ -25,10 +25,18 @@ type snapshotEnvelope struct {
 // hraftd style: Snapshot copies the state under the lock and Persist only
 // writes the copy, so Apply is never blocked by snapshot I/O.
 type FSM struct {
-	mu       sync.RWMutex
-	state    State
+	mu    sync.RWMutex
+	state State
+	// index is the log index the state reflects: the last entry handed to
+	// ApplyBatch, or the snapshot's index after Restore. raft's own
+	// AppliedIndex runs ahead of it (it advances when a batch is queued), so
+	// only this one says what a copy of the state contains.
+	index    uint64
 	changed  chan struct{}
 	rejected atomic.Uint64
+	// snapshotIndex names the index of the snapshot being restored: raft
+	// restores only the newest snapshot in the store. Nil means unknown (0).
+	snapshotIndex func() uint64
 }
 
 var (
@@ -67,14 +75,15 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		ops[i] = c.(op)
 	}
 	f.mu.Lock()
-	applied := false
 	for _, o := range ops {
 		if o != nil {
 			o.apply(&f.state)
-			applied = true
 		}
 	}
-	if applied {
+	if len(logs) > 0 {
+		f.index = max(f.index, logs[len(logs)-1].Index)
+		// Also for rejected and configuration entries: a reader waiting for
+		// the state to reach an index must see the index move.
 		f.broadcastLocked()
 	}
 	f.mu.Unlock()
@@ -89,9 +98,16 @@ func (f *FSM) broadcastLocked() {
 
 // State returns a deep copy of the current state.
 func (f *FSM) State() State {
+	st, _ := f.StateAt()
+	return st
+}
+
+// StateAt returns a deep copy of the current state and the log index it
+// reflects, read together under the lock.
+func (f *FSM) StateAt() (State, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.state.Clone()
+	return f.state.Clone(), f.index
 }
 
 // Changed returns a channel that is closed at the next applied change or
@@ -133,8 +149,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: unknown snapshot version %d (this node understands %d)", env.Version, snapshotVersion)
 	}
 	env.State.normalize()
+	var idx uint64
+	if f.snapshotIndex != nil {
+		idx = f.snapshotIndex()
+	}
 	f.mu.Lock()
 	f.state = env.State
+	f.index = idx
 	f.broadcastLocked()
 	f.mu.Unlock()
 	return nil

@@ -166,10 +166,14 @@ func TestFSMBatchIsAtomic(t *testing.T) {
 	if got := f.State(); !reflect.DeepEqual(got, before) {
 		t.Fatalf("state changed by a rejected batch:\n got %#v\nwant %#v", got, before)
 	}
+	// The state stays, but its index moves past the rejected entry.
 	select {
 	case <-changed:
-		t.Fatal("Changed fired for a rejected batch")
 	default:
+		t.Fatal("Changed did not fire when a rejected batch moved the index")
+	}
+	if _, idx := f.StateAt(); idx != 2 {
+		t.Fatalf("index = %d, want 2", idx)
 	}
 	if f.Rejected() != 1 {
 		t.Fatalf("Rejected = %d, want 1", f.Rejected())
@@ -196,17 +200,90 @@ func TestFSMRejectsUnknownVersionAndType(t *testing.T) {
 	}
 }
 
-func TestFSMIgnoresNonCommandEntries(t *testing.T) {
+func TestFSMIgnoresNonCommandEntriesButCountsTheirIndex(t *testing.T) {
 	f := NewFSM()
+	before := f.State()
 	changed := f.Changed()
 	resp := f.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogConfiguration, Data: []byte("not a command")}})
 	if len(resp) != 1 || resp[0] != nil {
 		t.Fatalf("response = %#v", resp)
 	}
+	st, idx := f.StateAt()
+	if !reflect.DeepEqual(st, before) {
+		t.Fatalf("a configuration entry changed the state: %#v", st)
+	}
+	if idx != 1 {
+		t.Fatalf("index = %d after a configuration entry at 1, want 1", idx)
+	}
 	select {
 	case <-changed:
-		t.Fatal("Changed fired for a configuration entry")
 	default:
+		t.Fatal("Changed did not fire when the index moved")
+	}
+}
+
+func TestFSMIndexFollowsEveryEntry(t *testing.T) {
+	good, err := Encode(SetOwner{VIP: "198.51.100.100", Node: "cp1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte{FormatVersion, 99}
+	tests := []struct {
+		name  string
+		batch []*raft.Log
+		want  uint64
+	}{
+		{"empty batch", nil, 0},
+		{"one command", []*raft.Log{{Index: 3, Type: raft.LogCommand, Data: good}}, 3},
+		{"rejected last", []*raft.Log{{Index: 3, Type: raft.LogCommand, Data: good}, {Index: 4, Type: raft.LogCommand, Data: bad}}, 4},
+		{"configuration last", []*raft.Log{{Index: 5, Type: raft.LogCommand, Data: good}, {Index: 7, Type: raft.LogConfiguration}}, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewFSM()
+			f.ApplyBatch(tt.batch)
+			if _, got := f.StateAt(); got != tt.want {
+				t.Fatalf("index = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFSMIndexNeverGoesBackOnApply(t *testing.T) {
+	f := NewFSM()
+	if err := applyCmd(t, f, 9, RemoveNode{Name: "ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyCmd(t, f, 8, RemoveNode{Name: "ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, idx := f.StateAt(); idx != 9 {
+		t.Fatalf("index = %d, want 9", idx)
+	}
+}
+
+func TestFSMRestoreTakesTheSnapshotIndex(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		index func() uint64
+		want  uint64
+	}{
+		{"known snapshot", func() uint64 { return 42 }, 42},
+		{"no snapshot store", nil, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewFSM()
+			f.snapshotIndex = tt.index
+			if err := applyCmd(t, f, 100, RemoveNode{Name: "ghost"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Restore(io.NopCloser(strings.NewReader(`{"version":1,"state":{}}`))); err != nil {
+				t.Fatal(err)
+			}
+			if _, idx := f.StateAt(); idx != tt.want {
+				t.Fatalf("index after restore = %d, want %d", idx, tt.want)
+			}
+		})
 	}
 }
 

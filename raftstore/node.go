@@ -326,7 +326,18 @@ func (n *Node) openStores(dir string) error {
 		return fmt.Errorf("snapshot store %s: %w", filepath.Join(dir, snapshotDir), err)
 	}
 	n.store, n.logs, n.snaps = store, logs, snaps
+	n.fsm.snapshotIndex = n.newestSnapshotIndex
 	return nil
+}
+
+// newestSnapshotIndex is the index of the newest snapshot in the store: the one
+// raft restores, at start and after InstallSnapshot alike.
+func (n *Node) newestSnapshotIndex() uint64 {
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return 0
+	}
+	return metas[0].Index
 }
 
 func (n *Node) start(rc *raft.Config, cfg Config) error {
@@ -414,6 +425,37 @@ func (n *Node) Apply(c Command, timeout time.Duration) error {
 
 // State returns a deep copy of the replicated state as applied here.
 func (n *Node) State() State { return n.fsm.State() }
+
+// StateAt returns a copy of the replicated state and the log index it reflects;
+// Covers says whether that copy is recent enough to act on.
+func (n *Node) StateAt() (State, uint64) { return n.fsm.StateAt() }
+
+// maxCoverScan bounds how many log entries Covers inspects.
+const maxCoverScan = 1024
+
+// Covers reports whether a state copy taken at stateIndex holds every change
+// committed up to target. Entries that never reach the FSM (the new leader's
+// no-op, barriers) leave the copy's index behind target without changing the
+// state, so those are skipped; any command or configuration entry in between
+// means the copy is stale.
+func (n *Node) Covers(stateIndex, target uint64) bool {
+	if stateIndex >= target {
+		return true
+	}
+	if n.raft.AppliedIndex() < target || target-stateIndex > maxCoverScan {
+		return false
+	}
+	for i := stateIndex + 1; i <= target; i++ {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
 
 // Changed returns a channel closed at the next applied change or restore;
 // see FSM.Changed.

@@ -360,3 +360,32 @@ func TestApplyTimesOutWithoutQuorum(t *testing.T) {
 		t.Fatalf("uncommitted command applied: owner %s", got)
 	}
 }
+
+func TestCoversSkipsEntriesThatNeverReachTheFSM(t *testing.T) {
+	c := newCluster(t, 1, nil, Timeouts{})
+	n := c.leader()
+	c.apply(RemoveNode{Name: "ghost"})
+	_, before := n.StateAt()
+	if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatalf("barrier: %v", err)
+	}
+	barrier := n.raft.LastIndex()
+	if barrier <= before {
+		t.Fatalf("barrier at %d, not after the state's %d", barrier, before)
+	}
+	if !n.Covers(before, barrier) {
+		t.Errorf("a barrier made a copy at %d stale for %d", before, barrier)
+	}
+	c.apply(RemoveNode{Name: "ghost"})
+	cmd := n.raft.LastIndex()
+	waitFor(t, "the FSM to apply the command", func() bool { _, i := n.StateAt(); return i >= cmd })
+	if n.Covers(before, cmd) {
+		t.Errorf("a copy at %d covers %d although a command lies between", before, cmd)
+	}
+	if !n.Covers(cmd, cmd) {
+		t.Errorf("a copy at %d does not cover itself", cmd)
+	}
+	if n.Covers(before, cmd+maxCoverScan+1) {
+		t.Errorf("covers an index the node has not applied")
+	}
+}
