@@ -77,9 +77,6 @@ func (n *Node) ReadIndex(timeout time.Duration) (uint64, error) {
 	return resp.Index, err
 }
 
-// AppliedIndex is the index of the last entry applied to the local FSM.
-func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
-
 // request sends req to addr, following one redirect to the leader.
 func (n *Node) request(addr string, req forwardRequest, timeout time.Duration) error {
 	_, err := n.requestResp(addr, req, timeout)

@@ -163,8 +163,13 @@ func TestReadIndexIsTheLeadersCommitIndex(t *testing.T) {
 	if want := leader.raft.CommitIndex(); idx < want {
 		t.Fatalf("follower ReadIndex %d, leader committed %d", idx, want)
 	}
-	waitFor(t, "the follower to apply up to the read index", func() bool { return f.AppliedIndex() >= idx })
-	if _, ok := f.State().Allocations[allocation(4).Allocation.Service]; !ok {
+	var st State
+	waitFor(t, "the follower's state to cover the read index", func() bool {
+		var at uint64
+		st, at = f.StateAt()
+		return f.Covers(at, idx)
+	})
+	if _, ok := st.Allocations[allocation(4).Allocation.Service]; !ok {
 		t.Fatal("follower reached the read index without the last allocation")
 	}
 	lidx, err := leader.ReadIndex(5 * time.Second)

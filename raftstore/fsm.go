@@ -110,6 +110,15 @@ func (f *FSM) StateAt() (State, uint64) {
 	return f.state.Clone(), f.index
 }
 
+// Index is the log index the state reflects, without copying the state; the
+// status endpoint and metrics report it as the applied index because raft's
+// own counter runs ahead of what the FSM holds.
+func (f *FSM) Index() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.index
+}
+
 // Changed returns a channel that is closed at the next applied change or
 // restore. Callers wait on it, then call Changed again and re-read State;
 // changes between reads coalesce, never get lost.

@@ -58,7 +58,7 @@ func (n *Node) Status() Status {
 		Term:          n.raft.CurrentTerm(),
 		LastLogIndex:  n.raft.LastIndex(),
 		CommitIndex:   n.raft.CommitIndex(),
-		AppliedIndex:  n.raft.AppliedIndex(),
+		AppliedIndex:  n.fsm.Index(),
 		LastContactMs: -1,
 	}
 	switch last := n.raft.LastContact(); {
