@@ -163,7 +163,7 @@ func TestCleanupStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHolder(t, l, 0)
-	if err := h.Set([]netip.Addr{vip4b}); err != nil {
+	if err := h.Set(leases(vip4b)); err != nil {
 		t.Fatal(err)
 	}
 	removed, err := h.CleanupStale([]netip.Addr{netip.MustParseAddr("198.51.100.103")})

@@ -87,7 +87,7 @@ func BenchmarkHandover(b *testing.B) {
 				}
 				defer holders[i].Close()
 			}
-			if err := holders[0].Set([]netip.Addr{vip}); err != nil {
+			if err := holders[0].Set(leases(vip)); err != nil {
 				b.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -103,7 +103,7 @@ func BenchmarkHandover(b *testing.B) {
 				if err := holders[owner].Set(nil); err != nil {
 					b.Fatal(err)
 				}
-				if err := holders[next].Set([]netip.Addr{vip}); err != nil {
+				if err := holders[next].Set(leases(vip)); err != nil {
 					b.Fatal(err)
 				}
 				wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -152,7 +152,7 @@ func BenchmarkSetMany(b *testing.B) {
 		many = append(many, netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)}))
 	}
 	for b.Loop() {
-		if err := h.Set(many); err != nil {
+		if err := h.Set(leases(many...)); err != nil {
 			b.Fatal(err)
 		}
 		if err := h.Set(nil); err != nil {

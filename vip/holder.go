@@ -28,8 +28,12 @@ var followUpDelays = []time.Duration{100 * time.Millisecond, time.Second}
 type Holder struct {
 	iface  string
 	logger *slog.Logger
+	ns     netns.NsHandle
 	nl     *netlink.Handle
 	ann    *Announcer
+	// fence is the kernel-side lease; nil until EnableFence (BGP mode and
+	// unit tests run without one).
+	fence *Fence
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -39,9 +43,13 @@ type Holder struct {
 	// held maps each held VIP to the generation of the take that announced
 	// it; follow-ups only re-announce a VIP still held under their
 	// generation. 0 marks a VIP whose removal failed (held, not announced).
-	held   map[netip.Addr]uint64
-	gen    uint64
-	closed bool
+	held map[netip.Addr]uint64
+	// expires is when each wanted VIP's lease ends (monotonic): nothing is
+	// announced for a VIP past it, so a follow-up that fires after the agent
+	// was frozen does not speak for a VIP another node may hold by now.
+	expires map[netip.Addr]time.Time
+	gen     uint64
+	closed  bool
 }
 
 // NewHolder prepares a Holder for iface in the current network namespace. It
@@ -55,55 +63,87 @@ func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
 		return nil, fmt.Errorf("holder for %q: current network namespace: %w", iface, err)
 	}
 	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	_ = ns.Close()
 	if err != nil {
+		_ = ns.Close()
 		return nil, fmt.Errorf("holder for %q: netlink: %w", iface, err)
 	}
 	ann, err := NewAnnouncer(iface, logger)
 	if err != nil {
 		nl.Close()
+		_ = ns.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Holder{
-		iface:  iface,
-		logger: logger.With("interface", iface),
-		nl:     nl,
-		ann:    ann,
-		ctx:    ctx,
-		cancel: cancel,
-		held:   map[netip.Addr]uint64{},
+		iface:   iface,
+		logger:  logger.With("interface", iface),
+		ns:      ns,
+		nl:      nl,
+		ann:     ann,
+		ctx:     ctx,
+		cancel:  cancel,
+		held:    map[netip.Addr]uint64{},
+		expires: map[netip.Addr]time.Time{},
 	}, nil
 }
 
-// Set makes the interface carry exactly desired. VIPs not in desired are
-// removed first; new VIPs are then added and announced together at once, and
-// again after each of followUpDelays; a held VIP that someone else removed
-// from the interface is put back and announced again. Errors for single VIPs
-// are joined; the others are still handled.
-func (h *Holder) Set(desired []netip.Addr) error {
+// Set makes the interface carry exactly the VIPs in desired. VIPs not in
+// desired are removed first; new VIPs are then added and announced together
+// at once, and again after each of followUpDelays; a held VIP that someone
+// else removed from the interface is put back and announced again. With a
+// fence, every lease is renewed for its TTL, and a new VIP is fenced before
+// its address goes on: if the fence cannot be written, nothing is added. Errors
+// for single VIPs are joined; the others are still handled.
+func (h *Holder) Set(desired []Lease) error {
 	var errs []error
-	want := make(map[netip.Addr]bool, len(desired))
+	want := make(map[netip.Addr]time.Duration, len(desired))
 	for _, d := range desired {
-		n, err := normalize(d)
+		n, err := normalize(d.VIP)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("VIP %s on %q: %w", d, h.iface, err))
+			errs = append(errs, fmt.Errorf("VIP %s on %q: %w", d.VIP, h.iface, err))
 			continue
 		}
-		want[n] = true
+		if ttl, ok := want[n]; !ok || d.TTL < ttl {
+			want[n] = d.TTL
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return ErrClosed
 	}
+	leases := make([]Lease, 0, len(want))
+	now := time.Now()
+	clear(h.expires)
+	for _, vip := range sortedKeys(want) {
+		leases = append(leases, Lease{VIP: vip, TTL: want[vip]})
+		h.expires[vip] = now.Add(want[vip])
+	}
+	fenced := true
+	if h.fence != nil {
+		onIface := sortedKeys(h.held)
+		for vip := range want {
+			if _, ok := h.held[vip]; !ok {
+				onIface = append(onIface, vip)
+			}
+		}
+		if err := h.fence.Write(onIface, leases); err != nil {
+			errs = append(errs, err)
+			fenced = false
+		}
+	}
+	released := false
 	for _, vip := range sortedKeys(h.held) {
-		if !want[vip] {
+		if _, ok := want[vip]; !ok {
 			errs = append(errs, h.release(vip))
+			released = true
 		}
 	}
 	var fresh []netip.Addr
 	for _, vip := range sortedKeys(want) {
+		if _, had := h.held[vip]; !had && !fenced {
+			continue
+		}
 		announce, err := h.take(vip)
 		if err != nil {
 			errs = append(errs, err)
@@ -120,8 +160,36 @@ func (h *Holder) Set(desired []netip.Addr) error {
 		errs = append(errs, h.ann.AnnounceBatch(fresh))
 		h.followUp(fresh, h.gen)
 	}
+	if h.fence != nil && fenced && released {
+		errs = append(errs, h.fence.Write(sortedKeys(h.held), leases))
+	}
 	h.updateGauge()
 	return errors.Join(errs...)
+}
+
+// EnableFence installs the kernel-side lease (see Fence) in the Holder's
+// network namespace, replacing tables an earlier run left, and reports whether
+// there were any. Call it after CleanupStale, so leftover addresses stay silent
+// until they are gone.
+func (h *Holder) EnableFence() (leftover bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false, ErrClosed
+	}
+	f, err := NewFenceAt(h.ns)
+	if err != nil {
+		return false, err
+	}
+	if leftover, err = f.Leftover(); err == nil {
+		err = f.Install()
+	}
+	if err != nil {
+		_ = f.Close()
+		return false, fmt.Errorf("interface %q: %w", h.iface, err)
+	}
+	h.fence = f
+	return leftover, nil
 }
 
 // take ensures vip is on the interface and reports whether it must be
@@ -174,8 +242,9 @@ func (h *Holder) followUp(vips []netip.Addr, gen uint64) {
 			}
 			h.mu.Lock()
 			var still []netip.Addr
+			now := time.Now()
 			for _, vip := range vips {
-				if g, ok := h.held[vip]; ok && g == gen {
+				if g, ok := h.held[vip]; ok && g == gen && now.Before(h.expires[vip]) {
 					still = append(still, vip)
 				}
 			}
@@ -201,8 +270,9 @@ func (h *Holder) AnnounceAll() error {
 		return ErrClosed
 	}
 	var vips []netip.Addr
+	now := time.Now()
 	for _, vip := range sortedKeys(h.held) {
-		if h.held[vip] != 0 {
+		if h.held[vip] != 0 && now.Before(h.expires[vip]) {
 			vips = append(vips, vip)
 		}
 	}
@@ -219,9 +289,18 @@ func (h *Holder) Held() []netip.Addr {
 	return sortedKeys(h.held)
 }
 
-// RemoveAll releases every held VIP, for a graceful stop.
+// RemoveAll releases every held VIP and then removes the fence's tables, for a
+// graceful stop.
 func (h *Holder) RemoveAll() error {
-	return h.Set(nil)
+	if err := h.Set(nil); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fence == nil {
+		return nil
+	}
+	return h.fence.Remove()
 }
 
 // CleanupStale removes addresses carrying our VIP marks that are neither held
@@ -268,7 +347,11 @@ func (h *Holder) Close() error {
 	h.mu.Unlock()
 	h.wg.Wait()
 	err := h.ann.Close()
+	if h.fence != nil {
+		err = errors.Join(err, h.fence.Close())
+	}
 	h.nl.Close()
+	_ = h.ns.Close()
 	return err
 }
 

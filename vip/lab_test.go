@@ -144,7 +144,7 @@ func TestHolderMove(t *testing.T) {
 			t.Parallel()
 			l := lab.New(t, 2)
 			h0, h1 := newHolder(t, l, 0), newHolder(t, l, 1)
-			if err := h0.Set([]netip.Addr{vip}); err != nil {
+			if err := h0.Set(leases(vip)); err != nil {
 				t.Fatal(err)
 			}
 			if got := h0.Held(); !slices.Equal(got, []netip.Addr{vip}) {
@@ -158,7 +158,7 @@ func TestHolderMove(t *testing.T) {
 			if got := listVIPs(t, l, 0); len(got) != 0 {
 				t.Fatalf("node 0 still carries %v after release", got)
 			}
-			if err := h1.Set([]netip.Addr{vip}); err != nil {
+			if err := h1.Set(leases(vip)); err != nil {
 				t.Fatal(err)
 			}
 			waitNeigh(t, l, vip, l.NodeMAC(1).String())
@@ -192,7 +192,7 @@ func TestHolderFollowUps(t *testing.T) {
 	l := lab.New(t, 1)
 	h := newHolder(t, l, 0)
 	c := l.Capture(l.Client(), lab.Iface, "arp or icmp6")
-	if err := h.Set([]netip.Addr{vip4, vip6}); err != nil {
+	if err := h.Set(leases(vip4, vip6)); err != nil {
 		t.Fatal(err)
 	}
 	// Immediate burst plus one per follow-up delay.
@@ -232,7 +232,7 @@ func TestHolderReleaseStopsFollowUps(t *testing.T) {
 	l := lab.New(t, 1)
 	h := newHolder(t, l, 0)
 	c := l.Capture(l.Client(), lab.Iface, "arp")
-	if err := h.Set([]netip.Addr{vip4}); err != nil {
+	if err := h.Set(leases(vip4)); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Set(nil); err != nil {
@@ -250,7 +250,7 @@ func TestHolderRepairsRemovedAddress(t *testing.T) {
 	t.Parallel()
 	l := lab.New(t, 1)
 	h := newHolder(t, l, 0)
-	if err := h.Set([]netip.Addr{vip4, vip6}); err != nil {
+	if err := h.Set(leases(vip4, vip6)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Exec(l.Node(0), "ip", "addr", "del", vip6.String()+"/128", "dev", lab.Iface); err != nil {
@@ -259,7 +259,7 @@ func TestHolderRepairsRemovedAddress(t *testing.T) {
 	if got := listVIPs(t, l, 0); !slices.Equal(got, []netip.Addr{vip4}) {
 		t.Fatalf("after external removal eth0 carries %v", got)
 	}
-	if err := h.Set([]netip.Addr{vip4, vip6}); err != nil {
+	if err := h.Set(leases(vip4, vip6)); err != nil {
 		t.Fatal(err)
 	}
 	if got := listVIPs(t, l, 0); !slices.Equal(got, []netip.Addr{vip4, vip6}) {
@@ -280,7 +280,7 @@ func TestHolderErrors(t *testing.T) {
 	t.Parallel()
 	l := lab.New(t, 1, lab.WithoutIPv6())
 	h := newHolder(t, l, 0)
-	err := h.Set([]netip.Addr{vip4, netip.MustParseAddr("127.0.0.1"), vip6})
+	err := h.Set(leases(vip4, netip.MustParseAddr("127.0.0.1"), vip6))
 	if err == nil {
 		t.Fatalf("Set with a loopback VIP and an IPv6 VIP on an IPv4-only node succeeded")
 	}
@@ -301,7 +301,7 @@ func TestHolderErrors(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Set([]netip.Addr{vip4}); !errors.Is(err, ErrClosed) {
+	if err := h.Set(leases(vip4)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Set after Close = %v, want ErrClosed", err)
 	}
 	if _, err := h.CleanupStale(nil); !errors.Is(err, ErrClosed) {
@@ -361,7 +361,7 @@ func TestMetricsCount(t *testing.T) {
 		before["add"+f] = counterValue(t, addressesAdded, f)
 		before["del"+f] = counterValue(t, addressesRemoved, f)
 	}
-	if err := h.Set([]netip.Addr{vip4, vip6}); err != nil {
+	if err := h.Set(leases(vip4, vip6)); err != nil {
 		t.Fatal(err)
 	}
 	var g dto.Metric
@@ -397,7 +397,7 @@ func TestAnnounceBatch(t *testing.T) {
 	for i := range 40 {
 		many = append(many, netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)}))
 	}
-	if err := h.Set(many); err != nil {
+	if err := h.Set(leases(many...)); err != nil {
 		t.Fatal(err)
 	}
 	if got := listVIPs(t, l, 0); !slices.Equal(got, many) {
@@ -475,4 +475,14 @@ func TestEachGARPFormUpdatesClient(t *testing.T) {
 			waitNeigh(t, l, vip4, l.NodeMAC(1).String())
 		})
 	}
+}
+
+// leases gives every VIP a lease long enough never to expire within a test, for
+// tests of a Holder without a fence.
+func leases(vips ...netip.Addr) []Lease {
+	out := make([]Lease, len(vips))
+	for i, v := range vips {
+		out[i] = Lease{VIP: v, TTL: time.Hour}
+	}
+	return out
 }
