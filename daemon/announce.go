@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/vip"
 )
 
 // desiredVIPs is what this node must hold on its interface right now, from the
@@ -37,6 +38,53 @@ func desiredVIPs(self string, leader, fenced bool, cpVIPs []netip.Addr, st rafts
 	return slices.Compact(out)
 }
 
+// leasesFor gives each VIP its kernel lease (vip.Fence): control-plane VIPs get
+// cpTTL, what is left of the verified leader lease, which ends before any
+// follower may start an election; service VIPs get svcTTL, which ends before
+// the leader's node-down timeout lets another node take them.
+func leasesFor(want, cpVIPs []netip.Addr, cpTTL, svcTTL time.Duration) []vip.Lease {
+	out := make([]vip.Lease, len(want))
+	for i, a := range want {
+		ttl := svcTTL
+		if slices.Contains(cpVIPs, a) {
+			ttl = min(cpTTL, svcTTL)
+		}
+		out[i] = vip.Lease{VIP: a, TTL: ttl}
+	}
+	return out
+}
+
+// passState is what one pass of the announce loop decides from the clock and
+// Raft: whether the node speaks as leader, whether its service VIPs are fenced,
+// and the leases the kernel gets.
+type passState struct {
+	leader, fenced bool
+	cpTTL, svcTTL  time.Duration
+}
+
+// decidePass is the pure core of a pass. A Raft leader speaks only within its
+// verified lease and fences its service VIPs when even the fence timeout has
+// passed since the last verification; a follower fences when it has not heard
+// from a leader within the fence timeout. Either is fenced when the loop itself
+// did not run for longer than half the fence timeout (a frozen process): what it
+// knew before may be stale.
+func decidePass(raftLeader bool, verifiedAt, lastContact, lastPass, now time.Time, leaderLease, fence time.Duration) passState {
+	stalled := !lastPass.IsZero() && now.Sub(lastPass) > fence/2
+	if raftLeader {
+		cp := leaseLeft(verifiedAt, now, leaderLease)
+		svc := leaseLeft(verifiedAt, now, fence)
+		return passState{leader: cp > 0 && !stalled, fenced: svc <= 0 || stalled, cpTTL: cp, svcTTL: svc}
+	}
+	return passState{fenced: stalled || fenced(lastContact, fence, now), svcTTL: fence}
+}
+
+// announceCheckInterval is how often the announce loop re-checks the fence
+// and renews the kernel leases: several times within the shortest lease, so
+// one late pass does not let a lease lapse.
+func announceCheckInterval(cfg *Parsed) time.Duration {
+	return max(min(cfg.FenceTimeout/6, cfg.Raft.LeaderLease/4), 5*time.Millisecond)
+}
+
 // fenced reports whether a follower has gone too long without a leader.
 func fenced(lastContact time.Time, fence time.Duration, now time.Time) bool {
 	return lastContact.IsZero() || now.Sub(lastContact) > fence
@@ -49,7 +97,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		return
 	}
 	changes := d.node.LeadershipChanges()
-	check := time.NewTicker(max(d.cfg.FenceTimeout/6, 10*time.Millisecond))
+	check := time.NewTicker(announceCheckInterval(d.cfg))
 	defer check.Stop()
 	wasLeader, wasFenced := false, true
 	// Service VIPs wait until the FSM is known to be current: after start, on
@@ -61,9 +109,18 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	// fires several times per fence timeout, and the copy grows with the Services.
 	changed := d.node.Changed()
 	st, stIndex := d.node.StateAt()
+	var lastPass time.Time
+	wasRaftLeader := false
 	for {
-		leader := d.node.IsLeader()
-		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
+		now := time.Now()
+		raftLeader := d.node.IsLeader()
+		if raftLeader && !wasRaftLeader {
+			d.lease.poke()
+		}
+		wasRaftLeader = raftLeader
+		p := decidePass(raftLeader, d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
+		lastPass = now
+		leader, isFenced := p.leader, p.fenced
 		// A leader stepping down was current; a new leader may not have applied
 		// what its predecessor committed.
 		if isFenced || (leader && !wasLeader) {
@@ -71,12 +128,12 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		}
 		current := !isFenced && cu.current(d.node, stIndex)
 		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
-		if !slices.Equal(sortedAddrs(d.holder.Held()), want) {
-			if err := d.holder.Set(want); err != nil {
-				d.log.Error("make the interface match the replicated state", "want", want, "err", err)
-			} else {
-				d.logTransition(leader, wasLeader, isFenced, wasFenced, want)
-			}
+		// Every pass renews the kernel leases, so Set runs even when nothing moved.
+		moved := !slices.Equal(sortedAddrs(d.holder.Held()), want)
+		if err := d.holder.Set(leasesFor(want, d.cfg.VIPs, p.cpTTL, p.svcTTL)); err != nil {
+			d.log.Error("make the interface match the replicated state", "want", want, "err", err)
+		} else if moved {
+			d.logTransition(leader, wasLeader, isFenced, wasFenced, want)
 		}
 		wasLeader, wasFenced = leader, isFenced
 		select {
@@ -87,6 +144,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 			changed = d.node.Changed()
 			st, stIndex = d.node.StateAt()
 		case <-check.C:
+		case <-d.lease.renewed:
 		case r := <-cu.pending:
 			if err := cu.settle(r); err != nil {
 				d.log.Debug("read index for the fence", "err", err)

@@ -32,6 +32,8 @@ type Daemon struct {
 	log    *slog.Logger
 	node   *raftstore.Node
 	holder *vip.Holder
+	// lease is the verified leader lease the announce loop speaks within.
+	lease *leaderLease
 	reg    *prometheus.Registry
 	m      *metrics
 	// services is the leader's Kubernetes view; nil without --kubeconfig.
@@ -95,6 +97,13 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		if len(stale) > 0 {
 			log.Warn("removed VIPs left on the interface by an earlier run", "interface", cfg.Interface, "vips", stale)
 		}
+		// Only now that stale addresses are gone may the old run's fence go.
+		leftover, err := h.EnableFence()
+		if err != nil {
+			return fmt.Errorf("--interface %q: kernel fence (nftables, needs CAP_NET_ADMIN): %w", cfg.Interface, err)
+		}
+		log.Info("kernel fence installed", "table", vip.FenceTable, "replaced_leftover", leftover,
+			"control_plane_lease", cfg.Raft.LeaderLease, "service_lease", cfg.FenceTimeout)
 	}
 
 	node, err := raftstore.Open(raftstore.Config{
@@ -153,6 +162,12 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			<-bgpDone
 		}
 	} else {
+		d.lease = newLeaderLease()
+		if d.holder != nil {
+			start("leader-lease", func(ctx context.Context) {
+				d.lease.run(ctx, d.node, announceCheckInterval(d.cfg))
+			})
+		}
 		start("announce", d.announceLoop)
 	}
 	if cfg.IsVoter && cfg.APIServerHealthURL != "" {
@@ -194,8 +209,8 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	cancelLoops()
 	wg.Wait()
 	if d.holder != nil {
-		if err := d.holder.Set(nil); err != nil {
-			log.Warn("remove VIPs on shutdown", "err", err)
+		if err := d.holder.RemoveAll(); err != nil {
+			log.Warn("remove VIPs and the kernel fence on shutdown", "err", err)
 		}
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
