@@ -26,9 +26,12 @@ const classifyTimeout = 5 * time.Second
 // muxLayer wraps a raft.StreamLayer and routes accepted connections by their first
 // byte: Raft connections to Accept, forwarded requests to handle.
 type muxLayer struct {
-	// heard maps a dialled address to the unix nanoseconds of the last bytes read
-	// from it (*atomic.Int64): on the leader, each follower's last answer.
+	// heard maps a dialled address to the monotonic nanoseconds since epoch of the
+	// last bytes read from it (*atomic.Int64): on the leader, each follower's last
+	// answer. Offsets from epoch, never wall stamps, so an NTP step cannot mark a
+	// live peer down or a dead one alive.
 	heard     sync.Map
+	epoch     time.Time
 	inner     raft.StreamLayer
 	raftConns chan net.Conn
 	handle    func(net.Conn)
@@ -37,7 +40,7 @@ type muxLayer struct {
 }
 
 func newMuxLayer(inner raft.StreamLayer, handle func(net.Conn)) *muxLayer {
-	m := &muxLayer{inner: inner, raftConns: make(chan net.Conn), handle: handle, closed: make(chan struct{})}
+	m := &muxLayer{epoch: time.Now(), inner: inner, raftConns: make(chan net.Conn), handle: handle, closed: make(chan struct{})}
 	go m.acceptLoop()
 	return m
 }
@@ -112,7 +115,7 @@ func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Con
 		return nil, err
 	}
 	v, _ := m.heard.LoadOrStore(string(addr), new(atomic.Int64))
-	return &heardConn{Conn: c, heard: v.(*atomic.Int64)}, nil
+	return &heardConn{Conn: c, heard: v.(*atomic.Int64), epoch: m.epoch}, nil
 }
 
 // lastHeard is when addr last answered on a Raft connection this node dialled.
@@ -125,19 +128,20 @@ func (m *muxLayer) lastHeard(addr string) (time.Time, bool) {
 	if ns == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, ns), true
+	return m.epoch.Add(time.Duration(ns)), true
 }
 
-// heardConn stamps every successful read.
+// heardConn stamps every successful read with its monotonic offset from epoch.
 type heardConn struct {
 	net.Conn
 	heard *atomic.Int64
+	epoch time.Time
 }
 
 func (c *heardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		c.heard.Store(time.Now().UnixNano())
+		c.heard.Store(max(int64(time.Since(c.epoch)), 1))
 	}
 	return n, err
 }
