@@ -320,11 +320,17 @@ func (p *Parsed) checkTimeouts() error {
 			return flagErr(d.flag, d.v.String(), "must be at least %s", d.min)
 		}
 	}
-	if t.LeaderLease > t.Heartbeat {
-		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "cannot exceed --raft-heartbeat-timeout (%s): the old leader must stop announcing before followers start an election", t.Heartbeat)
+	// The announce loop acts on the lease and the fence only once per check
+	// interval, so each ordering below leaves room for one late check.
+	check := announceCheckInterval(p)
+	if t.LeaderLease >= t.Heartbeat {
+		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "must be shorter than --raft-heartbeat-timeout (%s): the old leader must stop announcing before followers start an election", t.Heartbeat)
 	}
-	if p.NodeDownTimeout <= p.FenceTimeout {
-		return flagErr("node-down-timeout", p.NodeDownTimeout.String(), "must be longer than --fence-timeout (%s) so a cut-off owner is silent before its VIPs move", p.FenceTimeout)
+	if t.LeaderLease+check > t.Heartbeat {
+		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "plus the lease check interval (%s) exceeds --raft-heartbeat-timeout (%s): a leader checking its lease late could still announce when followers elect", check, t.Heartbeat)
+	}
+	if p.NodeDownTimeout < p.FenceTimeout+2*check {
+		return flagErr("node-down-timeout", p.NodeDownTimeout.String(), "must be at least --fence-timeout (%s) plus two fence check intervals (%s) so a cut-off owner is silent before its VIPs move", p.FenceTimeout, 2*check)
 	}
 	return nil
 }
