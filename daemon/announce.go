@@ -113,6 +113,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	wasRaftLeader := false
 	for {
 		now := time.Now()
+		d.health.beat("announce", now)
 		raftLeader := d.node.IsLeader()
 		if raftLeader && !wasRaftLeader {
 			d.lease.poke()

@@ -438,6 +438,7 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 	var cu catchUp
 	wasLeader := false
 	for {
+		d.health.beat("announce", time.Now())
 		leader := d.node.IsLeader()
 		isFenced := !leader && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now())
 		if isFenced || (leader && !wasLeader) {

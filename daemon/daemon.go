@@ -34,6 +34,8 @@ type Daemon struct {
 	holder *vip.Holder
 	// lease is the verified leader lease the announce loop speaks within.
 	lease *leaderLease
+	// health is when the announce and leader loops last passed, for /healthz.
+	health *loopHealth
 	reg    *prometheus.Registry
 	m      *metrics
 	// services is the leader's Kubernetes view; nil without --kubeconfig.
@@ -68,6 +70,14 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	}
 	d := &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	d.m = newMetrics()
+	announceEvery := announceCheckInterval(cfg)
+	if cfg.Mode == ModeBGP {
+		announceEvery = max(cfg.FenceTimeout/6, 10*time.Millisecond)
+	}
+	d.health = newLoopHealth(time.Now(), map[string]time.Duration{
+		"announce": announceEvery,
+		"leader":   max(cfg.NodeDownTimeout/6, 10*time.Millisecond),
+	})
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.reg.MustRegister(d.m.collectors()...)
 	d.reg.MustRegister(vip.Collectors()...)
@@ -263,6 +273,9 @@ func (d *Daemon) RaftStatus() RaftStatus {
 
 // State implements statusSource.
 func (d *Daemon) State() raftstore.State { return d.node.State() }
+
+// StuckLoops implements statusSource: the loops /healthz reports as stuck.
+func (d *Daemon) StuckLoops() []string { return d.health.stuck(time.Now()) }
 
 func sortedAddrs(a []netip.Addr) []netip.Addr {
 	out := append([]netip.Addr(nil), a...)

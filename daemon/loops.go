@@ -107,6 +107,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		case <-d.node.Changed():
 		case <-tick.C:
 		}
+		d.health.beat("leader", time.Now())
 		if !d.node.IsLeader() {
 			leaderSince = time.Time{}
 			drift = d.warnPoolDrift(drift)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -39,6 +40,8 @@ type BGPSession struct {
 type statusSource interface {
 	RaftStatus() RaftStatus
 	State() raftstore.State
+	// StuckLoops names the loops that have not completed a pass within their bound.
+	StuckLoops() []string
 }
 
 // newStatusHandler serves the read-only status endpoints listed in DESIGN.md.
@@ -60,6 +63,10 @@ func newStatusHandler(src statusSource, reg *prometheus.Registry, log *slog.Logg
 		writeJSON(w, http.StatusOK, src.State())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if stuck := src.StuckLoops(); len(stuck) > 0 {
+			http.Error(w, "stuck loops: "+strings.Join(stuck, ", "), http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
