@@ -57,13 +57,15 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 
 // report sends this node's view of itself to the leader; false means retry later.
 func (d *Daemon) report() bool {
+	// The link is read outside the lock: it is a netlink round trip.
+	ifUp := d.bgp != nil || (d.holder != nil && interfaceUp(d.cfg.Interface))
 	d.mu.Lock()
 	info := raftstore.NodeInfo{
 		Name:             d.cfg.NodeName,
 		Address:          d.cfg.RaftAddr,
 		Role:             raftstore.RoleVoter,
 		APIServerHealthy: d.apiHealth != nil && *d.apiHealth,
-		InterfaceUp:      d.holder != nil || d.bgp != nil,
+		InterfaceUp:      ifUp,
 		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
 	}
