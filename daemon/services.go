@@ -254,7 +254,13 @@ func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Up
 	}
 	s.warnedNoPools = len(pools) == 0
 	used := ipam.NewUsed(ipamAllocations(state.Allocations))
-	slices.SortFunc(updates, func(a, b watchers.Update) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(updates, func(a, b watchers.Update) int { return compareUpdates(&a, &b) })
+	for _, u := range updates {
+		if u.View != nil && u.View.Ours {
+			used.Reserve(u.Key, u.View.RequestedIPs)
+			used.Reserve(u.Key, u.View.Ingress)
+		}
+	}
 	decisions := make([]svcDecision, len(updates))
 	for i, u := range updates {
 		decisions[i] = s.decide(pools, used, state.Allocations, u)
@@ -490,4 +496,20 @@ func (s *serviceController) writeStatus(ctx context.Context, decisions []svcDeci
 		}()
 	}
 	wg.Wait()
+}
+
+// compareUpdates orders a batch as ipam.Compare does (requested addresses first,
+// then status addresses to adopt), deleted and foreign Services last by key.
+func compareUpdates(a, b *watchers.Update) int {
+	ao, bo := a.View != nil && a.View.Ours, b.View != nil && b.View.Ours
+	switch {
+	case ao && bo:
+		ra, rb := request(a.View), request(b.View)
+		return ipam.Compare(&ra, &rb)
+	case ao:
+		return -1
+	case bo:
+		return 1
+	}
+	return strings.Compare(a.Key, b.Key)
 }

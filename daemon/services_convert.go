@@ -17,7 +17,7 @@ import (
 
 // request turns a Service view into the allocator's input.
 func request(v *watchers.View) ipam.Request {
-	r := ipam.Request{Service: v.Key, Pool: v.Pool, RequestedIPs: v.RequestedIPs, SharingKey: v.SharingKey}
+	r := ipam.Request{Service: v.Key, Pool: v.Pool, RequestedIPs: v.RequestedIPs, SharingKey: v.SharingKey, StatusIPs: v.Ingress}
 	for _, f := range v.Families {
 		switch f {
 		case corev1.IPv4Protocol:

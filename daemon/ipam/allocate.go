@@ -54,10 +54,10 @@ func Allocate(pools []Pool, used *Used, req Request, existing *Allocation) Resul
 		if had {
 			reason += "; released " + joinAddrs(existing.IPs)
 		}
-		return Result{Allocation: Allocation{Service: req.Service}, Changed: had, Reason: reason, Err: err}
+		return Result{Allocation: Allocation{Service: req.Service}, Changed: had, Reason: reason, Err: err, Conflicts: a.conflicts}
 	}
 	alloc := Allocation{Service: req.Service, Pool: pool, IPs: ips, SharingKey: req.SharingKey, Ports: a.ports}
-	res := Result{Allocation: alloc, Changed: existing == nil || !existing.equal(&alloc)}
+	res := Result{Allocation: alloc, Changed: existing == nil || !existing.equal(&alloc), Conflicts: a.conflicts}
 	if res.Changed && existing != nil && slices.Equal(existing.IPs, ips) {
 		a.summary = "updated sharing key or ports"
 		if existing.Pool != pool {
@@ -96,9 +96,11 @@ type allocator struct {
 	existing *Allocation
 	wanted   []Family
 
-	summary  string   // what happened, first part of Reason
-	notes    []string // addresses released along the way
-	stranded []string // addresses kept although their pool went away, for the operator
+	summary   string   // what happened, first part of Reason
+	notes     []string // addresses released along the way
+	stranded  []string // addresses kept although their pool went away, for the operator
+	conflicts []Conflict
+	adopted   bool // kept addresses came from status, not from an allocation
 }
 
 func poolOf(pools []Pool, ip netip.Addr) *Pool {
@@ -126,10 +128,13 @@ func (a *allocator) decide() ([]netip.Addr, string, error) {
 	if len(a.req.RequestedIPs) > 0 {
 		return a.requested(kept, keptPool)
 	}
+	if len(kept) == 0 && a.existing == nil {
+		kept, keptPool = a.adopt()
+	}
 	if len(kept) > 0 {
 		missing := a.missing(kept)
 		if len(missing) == 0 {
-			a.summary = "kept " + joinAddrs(kept) + " from pool " + keptPool
+			a.summary = a.verb() + joinAddrs(kept) + " from pool " + keptPool
 			return kept, keptPool, nil
 		}
 		if p := a.pool(keptPool); p != nil && p.has(missing[0]) {
@@ -139,7 +144,7 @@ func (a *allocator) decide() ([]netip.Addr, string, error) {
 			}
 		}
 		if a.req.Policy == PreferDualStack {
-			a.summary = "kept " + joinAddrs(kept) + " from pool " + keptPool
+			a.summary = a.verb() + joinAddrs(kept) + " from pool " + keptPool
 			return kept, keptPool, nil
 		}
 		a.notes = append(a.notes, fmt.Sprintf("pool %s cannot add %s to %s", keptPool, missing[0], joinAddrs(kept)))
@@ -426,7 +431,7 @@ func (a *allocator) pick(p *Pool, f Family) (netip.Addr, bool) {
 		if r.family() != f {
 			continue
 		}
-		if ip, ok := a.used.lowestFree(r); ok {
+		if ip, ok := a.used.lowestUnreserved(r, a.req.Service); ok {
 			return ip, true
 		}
 	}

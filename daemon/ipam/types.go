@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Family is an IP address family, as in a Service's spec.ipFamilies.
@@ -115,6 +116,21 @@ type Request struct {
 	RequestedIPs []netip.Addr // raftvip.io/loadBalancerIPs or spec.loadBalancerIP
 	SharingKey   string       // raftvip.io/allow-shared-ip
 	Ports        []Port       // the Service's ports, checked when sharing an address
+	// StatusIPs are the addresses status.loadBalancer.ingress shows now: what MetalLB,
+	// kube-vip or a lost Raft state left there. A Service without an allocation adopts
+	// them when they are inside a pool and free, so a migration or a restore moves no
+	// live address.
+	StatusIPs []netip.Addr
+	// Created is the Service's creationTimestamp; Compare uses it so the oldest of
+	// two Services claiming one status address wins it.
+	Created time.Time
+}
+
+// Conflict is a status address Allocate could not adopt because another Service
+// holds it. Both Services get an Event: nothing is reassigned silently.
+type Conflict struct {
+	IP     netip.Addr
+	Holder string
 }
 
 // Allocation is what the FSM stores per Service: its addresses (primary family
@@ -147,6 +163,9 @@ type Result struct {
 	Changed    bool
 	Reason     string
 	Err        error
+	// Conflicts lists the status addresses the Service wanted to adopt but another
+	// Service holds.
+	Conflicts []Conflict
 }
 
 // Errors Allocate wraps, so callers and metrics can classify why a Service is Pending.

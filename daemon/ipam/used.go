@@ -19,6 +19,42 @@ type Used struct {
 	holders   map[netip.Addr][]string        // service keys, sorted
 	byKey     map[string]map[netip.Addr]bool // sharing key -> addresses held under it
 	runs      []Range                        // maximal runs of held addresses, sorted
+	reserved  map[netip.Addr]string          // addresses a Service requests or shows in status
+}
+
+// Reserve keeps automatic picks off ips, which service requests or shows in its
+// status but does not hold yet: a Service decided earlier must not take the address
+// another Service asks for (in this batch, or pending until its holder goes). The
+// first reservation of an address wins; Reserve does not mark anything held.
+func (u *Used) Reserve(service string, ips []netip.Addr) {
+	if u.reserved == nil {
+		u.reserved = map[netip.Addr]string{}
+	}
+	for _, ip := range ips {
+		if _, ok := u.reserved[ip]; !ok {
+			u.reserved[ip] = service
+		}
+	}
+}
+
+// reservedFor reports whether ip is reserved by a Service other than service.
+func (u *Used) reservedFor(ip netip.Addr, service string) bool {
+	s, ok := u.reserved[ip]
+	return ok && s != service
+}
+
+// lowestUnreserved is lowestFree skipping addresses reserved for other Services.
+func (u *Used) lowestUnreserved(r Range, service string) (netip.Addr, bool) {
+	for {
+		ip, ok := u.lowestFree(r)
+		if !ok || !u.reservedFor(ip, service) {
+			return ip, ok
+		}
+		if ip == r.Last {
+			return netip.Addr{}, false
+		}
+		r.First = ip.Next()
+	}
 }
 
 // NewUsed indexes allocs. Service keys are expected to be unique; if one repeats, the
