@@ -33,7 +33,7 @@ type Config struct {
 	// leader promotes it once it has caught up. Without it --join means a worker.
 	ControlPlane bool
 	// AdminSocket is the root-only unix socket for members/snapshot commands.
-	AdminSocket string
+	AdminSocket      string
 	DataDir          string
 	ControlPlaneVIPs []string
 	Pools            []string // NAME=RANGE[,RANGE...][;option...]
@@ -89,9 +89,9 @@ type Parsed struct {
 	// nodes that the leader promotes. They run the voter loops from the start so a
 	// promoted node is ready to lead.
 	IsVoter bool
-	VIPs      []netip.Addr
-	Pools     []ipam.Pool
-	BGP       bgpSettings // bgp mode only
+	VIPs    []netip.Addr
+	Pools   []ipam.Pool
+	BGP     bgpSettings // bgp mode only
 }
 
 // FlagError names the flag (or file) and the bad value so the agent can print one

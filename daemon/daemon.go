@@ -34,8 +34,8 @@ type Daemon struct {
 	holder *vip.Holder
 	// lease is the verified leader lease the announce loop speaks within.
 	lease *leaderLease
-	reg    *prometheus.Registry
-	m      *metrics
+	reg   *prometheus.Registry
+	m     *metrics
 	// services is the leader's Kubernetes view; nil without --kubeconfig.
 	services serviceSource
 	// bgp is the BGP speaker and the VIPs held on lo (bgp mode only).
