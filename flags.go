@@ -23,6 +23,7 @@ const (
 	defaultHealthInterval = 250 * time.Millisecond
 	defaultNice           = -20
 	defaultWorkerRemoval  = 10 * time.Minute
+	defaultAdminSocket    = "/run/raftvip/admin.sock"
 )
 
 // agentFlags is shared by `agent` and `manifest pod`, so the manifest can carry every
@@ -46,7 +47,10 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "raft-port", Value: defaultRaftPort, Usage: "TCP port for Raft traffic (mutual TLS)", EnvVars: []string{envName("raft-port")}},
 		str("status-address", defaultStatusAddress, "HOST:PORT of the read-only status server (/raft/status, /state, /healthz, /readyz, /metrics)"),
 		list("peer", "voter NAME=HOST:PORT, repeatable, self included; every voter gets the same list (env: space or comma separated)"),
-		str("join", "", "HOST:PORT of a voter or the control-plane VIP; joins as a nonvoter (workers)"),
+		list("join", "HOST:PORT of a member or the control-plane VIP, repeatable, tried in turn; joins as a nonvoter (workers, or with --control-plane a voter-to-be)"),
+		&cli.BoolFlag{Name: "bootstrap", Usage: "first control-plane node: form a one-voter cluster when the data dir has no state; refused when a cluster answers at a --join address", EnvVars: []string{envName("bootstrap")}},
+		&cli.BoolFlag{Name: "control-plane", Usage: "with --join: join as a nonvoter and be promoted to voter by the leader once caught up", EnvVars: []string{envName("control-plane")}},
+		str("admin-socket", defaultAdminSocket, "root-only unix socket for 'raftvip members' and 'raftvip snapshot save'; empty disables it"),
 		str("data-dir", defaultDataDir, "directory for the Raft log, stable store and snapshots"),
 		list("control-plane-vip", "control-plane VIP held by the Raft leader; repeatable: at most one IPv4 and one IPv6"),
 		list("pool", "address pool NAME=RANGE[,RANGE...][;auto-assign=false][;include-network-broadcast=true]; RANGE is a CIDR, FIRST-LAST or one address; repeatable (env: space separated)"),
@@ -115,7 +119,10 @@ func configFromFlags(c *cli.Context) daemon.Config {
 		RaftPort:          c.Int("raft-port"),
 		StatusAddress:     c.String("status-address"),
 		Peers:             repeated(c, "peer", ","),
-		Join:              c.String("join"),
+		Join:              repeated(c, "join", ","),
+		Bootstrap:         c.Bool("bootstrap"),
+		ControlPlane:      c.Bool("control-plane"),
+		AdminSocket:       c.String("admin-socket"),
 		DataDir:           c.String("data-dir"),
 		ControlPlaneVIPs:  repeated(c, "control-plane-vip", ","),
 		Pools:             repeated(c, "pool", ""),

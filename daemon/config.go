@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,15 @@ type Config struct {
 	RaftPort         int
 	StatusAddress    string
 	Peers            []string // NAME=HOST:PORT, the voter set including this node
-	Join             string   // HOST:PORT of a voter (or the control-plane VIP) for nonvoters
+	Join             []string // HOST:PORT of members (or the control-plane VIP) to join through, tried in turn
+	// Bootstrap forms a one-voter cluster when the data dir has no state: the first
+	// control-plane node of a kubeadm cluster, before any API server exists.
+	Bootstrap bool
+	// ControlPlane makes a --join node a voter-to-be: it joins as a nonvoter and the
+	// leader promotes it once it has caught up. Without it --join means a worker.
+	ControlPlane bool
+	// AdminSocket is the root-only unix socket for members/snapshot commands.
+	AdminSocket      string
 	DataDir          string
 	ControlPlaneVIPs []string
 	Pools            []string // NAME=RANGE[,RANGE...][;option...]
@@ -76,10 +85,13 @@ type Parsed struct {
 	Advertise netip.Addr
 	RaftAddr  string // advertise host:port
 	Peers     []raftstore.Peer
-	IsVoter   bool
-	VIPs      []netip.Addr
-	Pools     []ipam.Pool
-	BGP       bgpSettings // bgp mode only
+	// IsVoter is true for control-plane nodes: voters, and --join --control-plane
+	// nodes that the leader promotes. They run the voter loops from the start so a
+	// promoted node is ready to lead.
+	IsVoter bool
+	VIPs    []netip.Addr
+	Pools   []ipam.Pool
+	BGP     bgpSettings // bgp mode only
 }
 
 // FlagError names the flag (or file) and the bad value so the agent can print one
@@ -137,6 +149,9 @@ func (c Config) Validate() (*Parsed, error) {
 	if err := p.parsePeers(); err != nil {
 		return nil, err
 	}
+	if c.AdminSocket != "" && !filepath.IsAbs(c.AdminSocket) {
+		return nil, flagErr("admin-socket", c.AdminSocket, "want an absolute path")
+	}
 	if err := p.parseVIPs(); err != nil {
 		return nil, err
 	}
@@ -180,16 +195,30 @@ func (c Config) Validate() (*Parsed, error) {
 }
 
 func (p *Parsed) parsePeers() error {
-	if len(p.Config.Peers) > 0 && p.Join != "" {
-		return flagErr("join", p.Join, "a node is either a voter (--peer) or joins as a nonvoter (--join), not both")
+	if p.Bootstrap && len(p.Config.Peers) > 0 {
+		return flagErr("bootstrap", "", "--bootstrap forms a one-voter cluster and --peer lists a voter set started all at once: give one, not both")
 	}
-	if len(p.Config.Peers) == 0 && p.Join == "" {
-		return flagErr("peer", "", "give the voter set with --peer NAME=HOST:PORT (self included), or --join HOST:PORT on workers")
+	if len(p.Config.Peers) > 0 && len(p.Join) > 0 {
+		return flagErr("join", strings.Join(p.Join, ","), "a node is either a voter (--peer) or joins as a nonvoter (--join), not both")
 	}
-	if p.Join != "" {
-		if _, _, err := net.SplitHostPort(p.Join); err != nil {
-			return flagErr("join", p.Join, "want HOST:PORT")
+	if len(p.Config.Peers) == 0 && len(p.Join) == 0 && !p.Bootstrap {
+		return flagErr("peer", "", "give --bootstrap (first control-plane node), --join HOST:PORT (every other node), or the voter set with --peer NAME=HOST:PORT (self included)")
+	}
+	for _, j := range p.Join {
+		if host, port, err := net.SplitHostPort(j); err != nil || host == "" || port == "" {
+			return flagErr("join", j, "want HOST:PORT of a member or the control-plane VIP")
 		}
+		if j == p.RaftAddr {
+			return flagErr("join", j, "is this node's own raft address; give another member's")
+		}
+	}
+	if p.Bootstrap {
+		p.Peers = []raftstore.Peer{{ID: p.NodeName, Address: p.RaftAddr}}
+		p.IsVoter = true
+		return nil
+	}
+	if len(p.Join) > 0 {
+		p.IsVoter = p.ControlPlane
 		return nil
 	}
 	names := map[string]bool{}

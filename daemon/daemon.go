@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		AdvertiseAddr: cfg.RaftAddr,
 		DataDir:       cfg.DataDir,
 		Peers:         cfg.Peers,
+		Probe:         bootstrapProbe(cfg),
 		TLS:           tlsConf,
 		Timeouts:      cfg.Raft,
 		Logger:        log,
@@ -202,7 +203,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	if cfg.IsVoter {
 		start("leader", d.leaderLoop)
 	}
-	if cfg.Join != "" {
+	if len(cfg.Join) > 0 && !cfg.Bootstrap {
 		start("join", d.joinLoop)
 	}
 
@@ -228,6 +229,15 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	_ = srv.Shutdown(shutCtx)
 	log.Info("stopped", "took", time.Since(stopStart).Round(time.Millisecond))
 	return nil
+}
+
+// bootstrapProbe is where a --bootstrap node looks for an existing cluster before
+// forming its own: the --join addresses given with it.
+func bootstrapProbe(cfg *Parsed) []string {
+	if !cfg.Bootstrap {
+		return nil
+	}
+	return cfg.Join
 }
 
 // bindHost listens on the advertise address's family wildcard, so a node whose

@@ -13,25 +13,29 @@ const (
 	joinMaxBackoff = 5 * time.Second
 )
 
-// joinLoop makes a worker (--join) a nonvoter of the cluster and keeps it one: it
-// asks until a leader adds it, and asks again whenever it has not heard from a
-// leader for rejoinAfter (the leader removes workers that stay silent).
+// joinLoop makes a --join node a nonvoter of the cluster and keeps it one: it
+// asks until a leader adds it, trying each --join address in turn, and asks again
+// whenever it has not heard from a leader for rejoinAfter (the leader removes
+// workers that stay silent).
 func (d *Daemon) joinLoop(ctx context.Context) {
 	backoff := joinMinBackoff
 	joined := false
+	next := 0
 	for {
 		last := d.node.LastContact()
 		needJoin := !joined || fenced(last, d.cfg.WorkerRemovalTimeout/2, time.Now())
 		if needJoin {
-			err := d.node.Join(d.cfg.Join, 2*time.Second)
+			via := d.cfg.Join[next%len(d.cfg.Join)]
+			next++
+			err := d.node.Join(via, 2*time.Second)
 			if err != nil {
-				d.log.Warn("join failed, retrying", "join", d.cfg.Join, "retry_in", backoff, "err", err)
+				d.log.Warn("join failed, retrying", "join", via, "retry_in", backoff, "err", err)
 				backoff = min(backoff*2, joinMaxBackoff)
 			} else {
 				if !joined {
-					d.log.Info("joined the cluster as a nonvoter", "via", d.cfg.Join)
+					d.log.Info("joined the cluster as a nonvoter", "via", via, "control_plane", d.cfg.ControlPlane)
 				} else {
-					d.log.Info("re-joined the cluster after a long silence", "via", d.cfg.Join)
+					d.log.Info("re-joined the cluster after a long silence", "via", via)
 				}
 				joined, backoff = true, joinMinBackoff
 				go d.reportOnce(ctx)

@@ -20,7 +20,7 @@ var ErrNoLeader = errors.New("no known raft leader")
 
 // forwardRequest is one request a follower sends the leader.
 type forwardRequest struct {
-	Op      string `json:"op"`                // "apply", "join" or "read-index"
+	Op      string `json:"op"`                // "apply", "join", "read-index" or "probe"
 	Command []byte `json:"command,omitempty"` // Encode output, for apply
 	ID      string `json:"id,omitempty"`      // for join
 	Address string `json:"address,omitempty"` // for join
@@ -32,6 +32,11 @@ type forwardResponse struct {
 	Error  string `json:"error,omitempty"`
 	Leader string `json:"leader,omitempty"`
 	Index  uint64 `json:"index,omitempty"` // read-index: the leader's commit index
+	// Members answers a probe: how many servers this node's configuration has
+	// (0 on a node still waiting to be added).
+	Members int `json:"members,omitempty"`
+	// Node answers a probe: the answering node's name, so an operator sees who.
+	Node string `json:"node,omitempty"`
 }
 
 // Forward commits c through the leader from any node: on the leader it is Apply, on
@@ -154,6 +159,12 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 	if err := json.Unmarshal(b, &req); err != nil {
 		return forwardResponse{Error: "malformed request"}
 	}
+	if req.Op == "probe" {
+		// Any member answers, leader or not: the asker only wants to know whether a
+		// cluster exists there.
+		servers, _ := n.Servers()
+		return forwardResponse{Node: n.id, Members: len(servers)}
+	}
 	if !n.IsLeader() {
 		_, addr := n.Leader()
 		return forwardResponse{Error: ErrNotLeader.Error(), Leader: addr}
@@ -190,6 +201,30 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 	}
 	return forwardResponse{}
 }
+
+// ErrClusterExists refuses a bootstrap because a raftvip cluster answered at one of
+// the probed addresses: bootstrapping would make a second cluster and a second VIP
+// holder.
+var ErrClusterExists = errors.New("a raftvip cluster already answers there")
+
+// probeBeforeBootstrap asks every address whether a cluster lives there and refuses
+// when one with members answers.
+func (n *Node) probeBeforeBootstrap(addrs []string) error {
+	for _, a := range addrs {
+		resp, err := n.roundTrip(a, forwardRequest{Op: "probe"}, probeTimeout)
+		if err != nil || resp.Error != "" || resp.Members == 0 {
+			n.logger.Info("bootstrap probe: no cluster answers", "address", a, "err", err)
+			continue
+		}
+		return fmt.Errorf("raft: refusing to bootstrap: %s (node %q, %d members): %w; wipe nothing, start this node with --join instead of --bootstrap",
+			a, resp.Node, resp.Members, ErrClusterExists)
+	}
+	return nil
+}
+
+// probeTimeout bounds one bootstrap probe, so an address that swallows packets does
+// not hold up the first node for long.
+const probeTimeout = 2 * time.Second
 
 // authorize allows a peer to forward only what it may say about itself: its own node
 // report. peer is the name in its verified certificate, "" on an insecure transport

@@ -159,6 +159,10 @@ type Config struct {
 	// to bootstrap a node without existing state; afterwards membership
 	// lives in the Raft log. Empty means a joiner waiting to be added.
 	Peers []Peer
+	// Probe lists addresses (--join with --bootstrap) asked before bootstrapping:
+	// if a raftvip cluster answers at any of them, Open refuses to bootstrap a
+	// second one. Unreachable addresses and non-raftvip answers do not count.
+	Probe []string
 	// TLS is the mutual TLS configuration (see MutualTLSConfig) used for
 	// both accepting and dialling. Nil means plain TCP: labs only.
 	TLS *tls.Config
@@ -367,6 +371,10 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 	case len(cfg.Peers) == 0:
 		n.logger.Info("no raft state and no peers: waiting to be added to a cluster", "data_dir", cfg.DataDir)
 	default:
+		if err := n.probeBeforeBootstrap(cfg.Probe); err != nil {
+			n.stopRaft(time.Second)
+			return err
+		}
 		servers := make([]raft.Server, len(cfg.Peers))
 		for i, p := range cfg.Peers {
 			servers[i] = raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)}
