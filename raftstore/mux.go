@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -35,14 +36,37 @@ type muxLayer struct {
 	inner     raft.StreamLayer
 	raftConns chan net.Conn
 	handle    func(net.Conn)
+	logger    *slog.Logger
+	// mayRaft decides whether an authenticated peer may send Raft RPCs (see
+	// mayRaft in raftauth.go); until the node sets it, no authenticated peer may.
+	mayRaft atomic.Pointer[func(Identity) error]
+	// serverAt names the server ID configured at a dialled address, so a dial
+	// checks that the certificate it meets is that server's; unset or unknown
+	// addresses (a --join target, the VIP) are not checked.
+	serverAt atomic.Pointer[func(addr string) (string, bool)]
+	// promoting is the membership code's answer to "is this nonvoter being
+	// promoted?" (Node.SetPromoting); unset means none is.
+	promoting atomic.Pointer[func(id string) bool]
 	closeOnce sync.Once
 	closed    chan struct{}
 }
 
-func newMuxLayer(inner raft.StreamLayer, handle func(net.Conn)) *muxLayer {
-	m := &muxLayer{epoch: time.Now(), inner: inner, raftConns: make(chan net.Conn), handle: handle, closed: make(chan struct{})}
+func newMuxLayer(inner raft.StreamLayer, handle func(net.Conn), logger *slog.Logger) *muxLayer {
+	m := &muxLayer{epoch: time.Now(), inner: inner, raftConns: make(chan net.Conn), handle: handle, logger: logger, closed: make(chan struct{})}
 	go m.acceptLoop()
 	return m
+}
+
+// allowRaft applies the mayRaft hook; no hook refuses every authenticated peer.
+func (m *muxLayer) allowRaft(id Identity) error {
+	if !id.Authenticated {
+		return nil
+	}
+	f := m.mayRaft.Load()
+	if f == nil {
+		return errors.New("raft not started")
+	}
+	return (*f)(id)
 }
 
 func (m *muxLayer) acceptLoop() {
@@ -71,6 +95,15 @@ func (m *muxLayer) classify(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	switch kind[0] {
 	case connRaft:
+		id := identityOf(c)
+		if err := m.allowRaft(id); err != nil {
+			m.logger.Warn("refused raft connection", "peer", id.Name, "remote", c.RemoteAddr().String(), "error", err)
+			c.Close()
+			return
+		}
+		if id.Authenticated {
+			c = guardRaftConn(c, id, m.allowRaft, m.logger)
+		}
 		select {
 		case m.raftConns <- c:
 		case <-m.closed:
@@ -151,6 +184,10 @@ func (m *muxLayer) dialKind(addr raft.ServerAddress, timeout time.Duration, kind
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkDialled(addr, c); err != nil {
+		c.Close()
+		return nil, err
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write([]byte{kind}); err != nil {
 		c.Close()
@@ -158,6 +195,25 @@ func (m *muxLayer) dialKind(addr raft.ServerAddress, timeout time.Duration, kind
 	}
 	_ = c.SetWriteDeadline(time.Time{})
 	return c, nil
+}
+
+// checkDialled refuses a connection whose certificate is not the one of the
+// server configured at addr: an address reused by another node, or a node
+// impersonating a peer, gets no Raft RPC from us.
+func (m *muxLayer) checkDialled(addr raft.ServerAddress, c net.Conn) error {
+	id := identityOf(c)
+	if !id.Authenticated {
+		return nil
+	}
+	f := m.serverAt.Load()
+	if f == nil {
+		return nil
+	}
+	want, ok := (*f)(string(addr))
+	if !ok || want == id.Name {
+		return nil
+	}
+	return fmt.Errorf("dial %s: certificate is for %q, the configuration has %q there", addr, id.Name, want)
 }
 
 // peerName is the node name a connection authenticated as: the CN of its verified

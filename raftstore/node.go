@@ -270,7 +270,7 @@ func Open(cfg Config) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
-	n.mux = newMuxLayer(stream, n.serveForward)
+	n.mux = newMuxLayer(stream, n.serveForward, logger)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux,
 		MaxPool: transportMaxPool,
@@ -354,6 +354,7 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 		return fmt.Errorf("raft: start: %w", err)
 	}
 	n.raft = r
+	n.guardRaft()
 	n.metrics = newNodeMetrics(n)
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
