@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -142,11 +143,25 @@ const forwardApplyTimeout = 5 * time.Second
 func (n *Node) serveForward(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(forwardApplyTimeout + time.Second))
-	b, err := readFrame(c)
-	if err != nil {
-		return
+	peer := peerName(c)
+	key := peer
+	if key == "" {
+		key = sourceHost(c.RemoteAddr())
 	}
-	resp := n.handleForward(peerName(c), b)
+	var resp forwardResponse
+	b, err := readFrameMax(c, maxForwardRequest)
+	switch {
+	case err != nil && errors.Is(err, io.EOF):
+		return
+	case err != nil:
+		n.logger.Warn("refused forwarded request", "peer", peer, "remote", c.RemoteAddr().String(), "error", err)
+		resp = forwardResponse{Error: err.Error()}
+	case !n.fwdLimit.allow(key, time.Now()):
+		n.logger.Warn("refused forwarded request: rate limit", "peer", peer, "remote", c.RemoteAddr().String(), "rate", forwardRate, "burst", forwardBurst)
+		resp = forwardResponse{Error: fmt.Sprintf("rate limit: more than %d forwarded requests per second", forwardRate)}
+	default:
+		resp = n.handleForward(peer, b)
+	}
 	out, err := json.Marshal(resp)
 	if err != nil {
 		return

@@ -234,14 +234,18 @@ func writeFrame(w io.Writer, b []byte) error {
 	return nil
 }
 
-func readFrame(r io.Reader) ([]byte, error) {
+func readFrame(r io.Reader) ([]byte, error) { return readFrameMax(r, maxFrame) }
+
+// readFrameMax reads one frame of at most limit bytes; a larger one is refused
+// before any of it is read.
+func readFrameMax(r io.Reader, limit int) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
-	if n > maxFrame {
-		return nil, errors.New("frame too large")
+	if n > limit {
+		return nil, fmt.Errorf("frame of %d bytes exceeds %d", n, limit)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {

@@ -221,6 +221,8 @@ type Node struct {
 	// mux shares the Raft port with forwarded requests (see forward.go).
 	mux     *muxLayer
 	metrics *nodeMetrics
+	// fwdLimit rate-limits forwarded requests per peer (forwardlimit.go).
+	fwdLimit *peerLimiter
 
 	// bootstrapped records whether Open bootstrapped a new cluster.
 	bootstrapped bool
@@ -257,6 +259,7 @@ func Open(cfg Config) (*Node, error) {
 		leaderCh: make(chan bool, 16),
 		done:     make(chan struct{}),
 		pumpDone: make(chan struct{}),
+		fwdLimit: newPeerLimiter(forwardRate, forwardBurst, forwardLimiterMax),
 	}
 	rc, err := n.raftConfig()
 	if err != nil {

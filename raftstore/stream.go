@@ -23,6 +23,11 @@ const (
 	// authenticated, so a flood of idle connections cannot pin unbounded
 	// goroutines.
 	maxPendingHandshakes = 64
+	// maxPendingPerSource bounds them per source IP, so one host opening
+	// idle connections cannot take all maxPendingHandshakes slots and lock
+	// out the real peers. A healthy peer has at most a few handshakes in
+	// flight (raft's pool refill plus a forwarded request).
+	maxPendingPerSource = 8
 )
 
 // streamLayer is raft's StreamLayer over TCP, optionally wrapped in mutual
@@ -40,9 +45,10 @@ type streamLayer struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu      sync.Mutex
-	pending map[net.Conn]struct{}
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	pending   map[net.Conn]struct{}
+	perSource map[string]int
+	wg        sync.WaitGroup
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -85,6 +91,7 @@ func newStreamLayer(bindAddr, advertiseAddr string, cfg *tls.Config, logger *slo
 		conns:     make(chan net.Conn),
 		closed:    make(chan struct{}),
 		pending:   map[net.Conn]struct{}{},
+		perSource: map[string]int{},
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -158,14 +165,37 @@ func (s *streamLayer) track(c net.Conn) error {
 	if len(s.pending) >= maxPendingHandshakes {
 		return fmt.Errorf("%d TLS handshakes already pending", maxPendingHandshakes)
 	}
+	src := sourceHost(c.RemoteAddr())
+	if s.perSource[src] >= maxPendingPerSource {
+		return fmt.Errorf("%d TLS handshakes already pending from %s", maxPendingPerSource, src)
+	}
 	s.pending[c] = struct{}{}
+	s.perSource[src]++
 	return nil
 }
 
 func (s *streamLayer) untrack(c net.Conn) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pending[c]; !ok {
+		return
+	}
 	delete(s.pending, c)
-	s.mu.Unlock()
+	src := sourceHost(c.RemoteAddr())
+	if s.perSource[src]--; s.perSource[src] <= 0 {
+		delete(s.perSource, src)
+	}
+}
+
+// sourceHost is the IP a connection comes from, without the port.
+func sourceHost(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
 }
 
 func (s *streamLayer) handshake(raw net.Conn) {
@@ -185,10 +215,7 @@ func (s *streamLayer) handshake(raw net.Conn) {
 // warn logs a refused connection, at most once per window per remote host:
 // a misconfigured peer retries many times a second.
 func (s *streamLayer) warn(msg string, remote net.Addr, err error) {
-	host := remote.String()
-	if h, _, splitErr := net.SplitHostPort(host); splitErr == nil {
-		host = h
-	}
+	host := sourceHost(remote)
 	ok, suppressed := s.limiter.allow(msg + "\x00" + host)
 	if !ok {
 		return
