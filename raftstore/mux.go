@@ -97,8 +97,7 @@ func (m *muxLayer) classify(c net.Conn) {
 	case connRaft:
 		id := identityOf(c)
 		if err := m.allowRaft(id); err != nil {
-			m.logger.Warn("refused raft connection", "peer", id.Name, "remote", c.RemoteAddr().String(), "error", err)
-			c.Close()
+			m.refuseRaft(c, id, err)
 			return
 		}
 		if id.Authenticated {
@@ -114,6 +113,20 @@ func (m *muxLayer) classify(c net.Conn) {
 	default:
 		c.Close()
 	}
+}
+
+// refuseRaft closes a Raft connection from a peer that may not speak Raft, with
+// one log line naming the peer and the RPC it opened with. Only the type byte
+// is read: the request itself is never decoded for a peer we do not trust.
+func (m *muxLayer) refuseRaft(c net.Conn, id Identity, err error) {
+	defer c.Close()
+	rpc := "none"
+	_ = c.SetReadDeadline(time.Now().Add(classifyTimeout))
+	var t [1]byte
+	if _, rerr := io.ReadFull(c, t[:]); rerr == nil {
+		rpc = rpcName(t[0])
+	}
+	m.logger.Warn("refused raft rpc", "peer", id.Name, "rpc", rpc, "remote", c.RemoteAddr().String(), "error", err)
 }
 
 // Accept implements net.Listener for raft's transport.

@@ -226,5 +226,8 @@ func serverAt(cfg raft.Configuration, addr string) (string, bool) {
 			id, n = string(s.ID), n+1
 		}
 	}
-	return id, n == 1
+	if n != 1 {
+		return "", false
+	}
+	return id, true
 }
