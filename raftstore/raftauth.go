@@ -136,7 +136,9 @@ func (g *guardedConn) pump(pw *io.PipeWriter, id Identity, allowed func(Identity
 	dec := codec.NewDecoder(r, &codec.MsgpackHandle{})
 	// The same handle settings as raft's sender (MsgpackUseNewTimeFormat false),
 	// so raft decodes the re-encoded request exactly as it would the original.
-	enc := codec.NewEncoder(pw, &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}})
+	h := &codec.MsgpackHandle{}
+	h.TimeNotBuiltin = true
+	enc := codec.NewEncoder(pw, h)
 	refuse := func(rpc string, err error) {
 		logger.Warn("refused raft rpc", "peer", id.Name, "rpc", rpc, "remote", g.RemoteAddr().String(), "error", err)
 		g.Conn.Close()

@@ -167,7 +167,6 @@ func TestWorkerCannotSpeakRaft(t *testing.T) {
 	if err := leader.AddNonvoter("w1", freeAddr(t)); err != nil {
 		t.Fatal(err)
 	}
-	want = c.leader().State()
 	a := newAttacker(t, ca.workerCert(t, "w1"), ca, "w1")
 	for _, target := range c.running() {
 		for rpc, err := range a.rpcs(target, term) {
@@ -287,5 +286,44 @@ func TestDialRefusesCertificateOfAnotherServer(t *testing.T) {
 				t.Fatalf("dial error does not name the certificate: %v", err)
 			}
 		})
+	}
+}
+
+func TestForwardedRequestsAreLimitedPerPeer(t *testing.T) {
+	ca := newTestCA(t, "cluster-ca")
+	logs := &logBuffer{}
+	c := newLoggedCluster(t, ca, logs)
+	leader := c.leader()
+	var f, other *Node
+	for _, n := range c.running() {
+		switch {
+		case n == leader:
+		case f == nil:
+			f = n
+		default:
+			other = n
+		}
+	}
+	// A bucket that never refills within the test, so the count is exact.
+	leader.fwdLimit = newPeerLimiter(1e-9, 3, forwardLimiterMax)
+	addr := string(leader.trans.LocalAddr())
+	for i := 0; i < 3; i++ {
+		if _, err := f.requestResp(addr, forwardRequest{Op: "read-index"}, 5*time.Second); err != nil {
+			t.Fatalf("request %d within the burst: %v", i, err)
+		}
+	}
+	if _, err := f.requestResp(addr, forwardRequest{Op: "read-index"}, 5*time.Second); err == nil || !strings.Contains(err.Error(), "rate limit") {
+		t.Fatalf("request past the burst: %v", err)
+	}
+	if got := logs.lines("rate limit", "peer="+f.id); len(got) != 1 {
+		t.Fatalf("want one rate-limit line naming %s, got %q", f.id, got)
+	}
+	if _, err := other.requestResp(addr, forwardRequest{Op: "read-index"}, 5*time.Second); err != nil {
+		t.Fatalf("another peer is limited by %s's requests: %v", f.id, err)
+	}
+
+	big := forwardRequest{Op: "apply", Command: make([]byte, maxForwardRequest)}
+	if _, err := other.requestResp(addr, big, 5*time.Second); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("oversized forwarded request: %v", err)
 	}
 }
