@@ -31,6 +31,14 @@ const (
 	AnnotationAllowSharedIP   = "raftvip.io/allow-shared-ip"
 )
 
+// Aliases other load balancers' users already carry on their Services, read as the
+// raftvip annotation they mean, so a migrated Service needs no edit (docs/migrate.md).
+// The informer transform keeps them too.
+var (
+	PoolAliases = []string{AnnotationPool, "metallb.io/address-pool"}
+	IPsAliases  = []string{AnnotationLoadBalancerIPs, "metallb.io/loadBalancerIPs", "kube-vip.io/loadbalancerIPs"}
+)
+
 // Port is one Service port, the part of a port that matters for sharing an address.
 type Port struct {
 	Protocol string
@@ -108,9 +116,11 @@ func ComputeView(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, lbCla
 	if svc.Spec.IPFamilyPolicy != nil {
 		v.Policy = *svc.Spec.IPFamilyPolicy
 	}
-	v.Pool = svc.Annotations[AnnotationPool]
 	v.SharingKey = svc.Annotations[AnnotationAllowSharedIP]
-	v.RequestedIPs, v.Err = requestedIPs(svc)
+	v.Pool, v.Err = pool(svc.Annotations)
+	if v.Err == nil {
+		v.RequestedIPs, v.Err = requestedIPs(svc)
+	}
 	for _, p := range svc.Spec.Ports {
 		proto := string(p.Protocol)
 		if proto == "" {
@@ -135,13 +145,54 @@ func IsOurs(svc *corev1.Service, lbClass string) bool {
 	return svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == lbClass
 }
 
-// requestedIPs reads raftvip.io/loadBalancerIPs (a comma list) or, when that is
-// absent, the deprecated spec.loadBalancerIP.
-func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
-	source, text := "annotation "+AnnotationLoadBalancerIPs, svc.Annotations[AnnotationLoadBalancerIPs]
-	if strings.TrimSpace(text) == "" {
-		source, text = "spec.loadBalancerIP", svc.Spec.LoadBalancerIP
+// pool reads the pool annotation or one of its aliases; two that disagree are an
+// error naming both.
+func pool(ann map[string]string) (string, error) {
+	from, name := "", ""
+	for _, k := range PoolAliases {
+		v := strings.TrimSpace(ann[k])
+		switch {
+		case v == "":
+		case from == "":
+			from, name = k, v
+		case v != name:
+			return "", fmt.Errorf("annotations %s (%q) and %s (%q) disagree", from, name, k, v)
+		}
 	}
+	return name, nil
+}
+
+// requestedIPs reads raftvip.io/loadBalancerIPs (a comma list) or one of its aliases,
+// and the deprecated spec.loadBalancerIP. Sources that are set must agree (the same
+// addresses, in any order), as MetalLB refuses an annotation and a spec that differ.
+func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
+	from := ""
+	var out []netip.Addr
+	sources := append(append([]string(nil), IPsAliases...), "spec.loadBalancerIP")
+	for _, k := range sources {
+		text, source := svc.Annotations[k], "annotation "+k
+		if k == "spec.loadBalancerIP" {
+			text, source = svc.Spec.LoadBalancerIP, k
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		ips, err := parseIPs(source, text)
+		if err != nil {
+			return nil, err
+		}
+		if from == "" {
+			from, out = source, ips
+			continue
+		}
+		if !sameAddrs(out, ips) {
+			return nil, fmt.Errorf("%s (%s) and %s (%s) disagree; set one of them", from, joinAddrs(out), source, joinAddrs(ips))
+		}
+	}
+	return out, nil
+}
+
+func parseIPs(source, text string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, f := range strings.Split(text, ",") {
 		f = strings.TrimSpace(f)
@@ -158,6 +209,26 @@ func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, ip := range a {
+		if !slices.Contains(b, ip) {
+			return false
+		}
+	}
+	return true
+}
+
+func joinAddrs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // endpoints aggregates every slice labelled with svc's name: whether any endpoint is
