@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -70,6 +71,11 @@ type View struct {
 	SharingKey   string                // raftvip.io/allow-shared-ip
 	Ports        []Port
 	LocalTraffic bool // externalTrafficPolicy: Local
+	// Selector is spec.selector as sorted k=v pairs joined by ",": two Services
+	// with Local traffic share an address only with the same selector.
+	Selector string
+	// Created is the creationTimestamp: conflicts over one address go oldest-first.
+	Created time.Time
 
 	// HasEndpoints says whether any endpoint of the Service is usable (see Usable).
 	HasEndpoints bool
@@ -129,6 +135,8 @@ func ComputeView(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, lbCla
 		v.Ports = append(v.Ports, Port{Protocol: proto, Port: p.Port})
 	}
 	v.LocalTraffic = svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	v.Selector = selectorText(svc.Spec.Selector)
+	v.Created = svc.CreationTimestamp.Time
 	v.HasEndpoints, v.EndpointNodes = endpoints(svc, slices, v.LocalTraffic)
 	return v
 }
@@ -143,6 +151,16 @@ func IsOurs(svc *corev1.Service, lbClass string) bool {
 		return svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == ""
 	}
 	return svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == lbClass
+}
+
+// selectorText is a canonical form of a selector, so equal selectors compare equal.
+func selectorText(sel map[string]string) string {
+	pairs := make([]string, 0, len(sel))
+	for k, v := range sel {
+		pairs = append(pairs, k+"="+v)
+	}
+	slices.Sort(pairs)
+	return strings.Join(pairs, ",")
 }
 
 // pool reads the pool annotation or one of its aliases; two that disagree are an
@@ -278,9 +296,9 @@ func (v *View) Hash() uint64 {
 }
 
 func (v *View) write(w io.Writer) {
-	fmt.Fprintf(w, "%s|%s|%t|%v|%s|%q|%v|%q|%v|%t|%t|%q|%v|%t|", v.Key, v.UID, v.Ours, v.Families, v.Policy,
+	fmt.Fprintf(w, "%s|%s|%t|%v|%s|%q|%v|%q|%v|%t|%t|%q|%v|%t|%q|%d|", v.Key, v.UID, v.Ours, v.Families, v.Policy,
 		v.Pool, v.RequestedIPs, v.SharingKey, v.Ports, v.LocalTraffic, v.HasEndpoints, v.EndpointNodes,
-		v.Ingress, v.IngressIsVIP)
+		v.Ingress, v.IngressIsVIP, v.Selector, v.Created.UnixNano())
 	if v.Err != nil {
 		io.WriteString(w, v.Err.Error())
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -322,5 +323,20 @@ func TestComputeViewAliases(t *testing.T) {
 				t.Fatalf("pool %q ips %q, want %q %q", v.Pool, joinAddrs(v.RequestedIPs), tt.wantPool, tt.wantIPs)
 			}
 		})
+	}
+}
+
+func TestComputeViewSelectorAndCreated(t *testing.T) {
+	svc := lbService("ns", "a")
+	svc.Spec.Selector = map[string]string{"tier": "web", "app": "shop"}
+	svc.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	v := ComputeView(svc, nil, "")
+	if v.Selector != "app=shop,tier=web" || !v.Created.Equal(svc.CreationTimestamp.Time) {
+		t.Fatalf("selector %q created %v", v.Selector, v.Created)
+	}
+	before := v.Hash()
+	svc.Spec.Selector["tier"] = "api"
+	if ComputeView(svc, nil, "").Hash() == before {
+		t.Fatal("a selector change left the view's hash unchanged")
 	}
 }
