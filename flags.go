@@ -26,10 +26,21 @@ const (
 	defaultAdminSocket    = "/run/raftvip/admin.sock"
 )
 
+// defaultNodeName is the node name the kubelet registers when none is given: the
+// hostname, trimmed and lowercased (Kubernetes node names are lowercase DNS names), so
+// --node-name matches the Node object without being set.
+func defaultNodeName(hostname func() (string, error)) string {
+	h, err := hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSpace(h))
+}
+
 // agentFlags is shared by `agent` and `manifest pod`, so the manifest can carry every
 // agent flag through unchanged.
 func agentFlags() []cli.Flag {
-	hostname, _ := os.Hostname()
+	hostname := defaultNodeName(os.Hostname)
 	t := raftstore.DefaultTimeouts()
 	str := func(name, value, usage string) cli.Flag {
 		return &cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: []string{envName(name)}}
@@ -41,7 +52,7 @@ func agentFlags() []cli.Flag {
 		return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: []string{envName(name)}}
 	}
 	return []cli.Flag{
-		str("node-name", hostname, "this node's name: its Raft server ID and the Kubernetes node name (defaults to the hostname)"),
+		str("node-name", hostname, "this node's name: its Raft server ID and the Kubernetes node name (defaults to the lowercased hostname, as the kubelet's)"),
 		str("interface", "", "interface that carries the VIPs (required with --control-plane-vip in l2 mode; bgp mode puts VIPs on lo)"),
 		str("advertise-address", "", "this node's IP address that peers dial for Raft (required)"),
 		&cli.IntFlag{Name: "raft-port", Value: defaultRaftPort, Usage: "TCP port for Raft traffic (mutual TLS)", EnvVars: []string{envName("raft-port")}},

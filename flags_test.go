@@ -99,3 +99,21 @@ func filled(n int, b byte) []byte {
 	}
 	return out
 }
+
+func TestDefaultNodeNameIsLowercasedHostname(t *testing.T) {
+	for _, tt := range []struct {
+		hostname string
+		err      error
+		want     string
+	}{
+		{"node1", nil, "node1"},
+		{"Node-1.Example.COM", nil, "node-1.example.com"},
+		{" CP2\n", nil, "cp2"},
+		{"ignored", os.ErrPermission, ""},
+	} {
+		got := defaultNodeName(func() (string, error) { return tt.hostname, tt.err })
+		if got != tt.want {
+			t.Errorf("hostname %q (err %v): node name %q, want %q", tt.hostname, tt.err, got, tt.want)
+		}
+	}
+}

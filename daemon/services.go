@@ -216,6 +216,7 @@ type svcDecision struct {
 	writeIngress bool
 	ingress      []netip.Addr
 	events       []svcEvent
+	peerEvents   []peerEvent // on the other Service of an adoption conflict
 	pending      bool
 	needsSpace   bool // pending for lack of free addresses: retried when some are freed
 	freed        bool // addresses went back to the pools: pending Services may fit now
@@ -226,6 +227,13 @@ type svcEvent struct {
 	warning bool
 	reason  string
 	msg     string
+}
+
+// peerEvent is an Event for another Service than the one decided: the holder of an
+// address the decided Service showed in status, so both hear of the conflict.
+type peerEvent struct {
+	ref watchers.ServiceRef
+	svcEvent
 }
 
 // reconcile is the watcher's handler: decide for the whole batch against one
@@ -280,6 +288,9 @@ func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Up
 		}
 		for _, e := range d.events {
 			s.out.Load().Event(d.ref, e.warning, e.reason, e.msg)
+		}
+		for _, e := range d.peerEvents {
+			s.out.Load().Event(e.ref, e.warning, e.reason, e.msg)
 		}
 		if d.summary != "" {
 			s.log.Info(d.summary, "service", d.key, "ips", d.ingress)
@@ -373,6 +384,7 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 		return d
 	}
 	res := ipam.Allocate(pools, used, request(v), existing)
+	d.conflictEvents(allocs, res.Conflicts)
 	if res.Err != nil {
 		d.pending = true
 		d.needsSpace = errors.Is(res.Err, ipam.ErrExhausted) || errors.Is(res.Err, ipam.ErrInUse) || errors.Is(res.Err, ipam.ErrNoDualStack)
@@ -512,4 +524,15 @@ func compareUpdates(a, b *watchers.Update) int {
 		return 1
 	}
 	return strings.Compare(a.Key, b.Key)
+}
+
+// conflictEvents tells the holder of each status address the decided Service could
+// not adopt; the decided Service's own Event names the address already.
+func (d *svcDecision) conflictEvents(allocs map[string]raftstore.Allocation, conflicts []ipam.Conflict) {
+	for _, c := range conflicts {
+		ns, name, _ := strings.Cut(c.Holder, "/")
+		ref := watchers.ServiceRef{Namespace: ns, Name: name, UID: types.UID(allocs[c.Holder].UID)}
+		msg := fmt.Sprintf("%s also shows ip %s in its status; this Service keeps it", d.key, c.IP)
+		d.peerEvents = append(d.peerEvents, peerEvent{ref: ref, svcEvent: svcEvent{warning: true, reason: watchers.ReasonAdoptionConflict, msg: msg}})
+	}
 }

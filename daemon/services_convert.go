@@ -17,7 +17,8 @@ import (
 
 // request turns a Service view into the allocator's input.
 func request(v *watchers.View) ipam.Request {
-	r := ipam.Request{Service: v.Key, Pool: v.Pool, RequestedIPs: v.RequestedIPs, SharingKey: v.SharingKey, StatusIPs: v.Ingress}
+	r := ipam.Request{Service: v.Key, Pool: v.Pool, RequestedIPs: v.RequestedIPs, SharingKey: v.SharingKey, StatusIPs: v.Ingress,
+		LocalTraffic: v.LocalTraffic, Selector: v.Selector, Created: v.Created}
 	for _, f := range v.Families {
 		switch f {
 		case corev1.IPv4Protocol:
@@ -41,7 +42,8 @@ func request(v *watchers.View) ipam.Request {
 // raftAllocation is the FSM form of an allocation: canonical address text, ports as
 // PROTOCOL/NUMBER.
 func raftAllocation(a ipam.Allocation, uid types.UID) raftstore.Allocation {
-	out := raftstore.Allocation{Service: a.Service, UID: string(uid), Pool: a.Pool, SharingKey: a.SharingKey, IPs: addrStrings(a.IPs)}
+	out := raftstore.Allocation{Service: a.Service, UID: string(uid), Pool: a.Pool, SharingKey: a.SharingKey, IPs: addrStrings(a.IPs),
+		LocalTraffic: a.LocalTraffic, Selector: a.Selector}
 	for _, p := range a.Ports {
 		out.Ports = append(out.Ports, p.String())
 	}
@@ -51,7 +53,7 @@ func raftAllocation(a ipam.Allocation, uid types.UID) raftstore.Allocation {
 // ipamAllocation reads back what raftAllocation wrote; entries it cannot parse are
 // skipped (only this code writes them).
 func ipamAllocation(a raftstore.Allocation) ipam.Allocation {
-	out := ipam.Allocation{Service: a.Service, Pool: a.Pool, SharingKey: a.SharingKey}
+	out := ipam.Allocation{Service: a.Service, Pool: a.Pool, SharingKey: a.SharingKey, LocalTraffic: a.LocalTraffic, Selector: a.Selector}
 	for _, s := range a.IPs {
 		if ip, err := netip.ParseAddr(s); err == nil {
 			out.IPs = append(out.IPs, ip)

@@ -403,3 +403,19 @@ func TestServicesBadRequestsStayPendingAlone(t *testing.T) {
 	}
 	h.waitIngress(t, "holder", "198.51.100.105")
 }
+
+// TestServicesAdoptionConflictEventsOnBoth: a Service showing in status an address
+// another Service holds gets a fresh one, and both Services hear of it.
+func TestServicesAdoptionConflictEventsOnBoth(t *testing.T) {
+	node := newFakeRaft(true)
+	node.setPools(t, testPoolV4)
+	h := startServices(t, node, "")
+	h.create(t, newLB("holder"))
+	h.waitIngress(t, "holder", "198.51.100.100")
+	late := newLB("late")
+	late.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.100"}}
+	h.create(t, late)
+	h.waitIngress(t, "late", "198.51.100.101")
+	h.waitEvent(t, "holder", watchers.ReasonAdoptionConflict, "ns/late also shows ip 198.51.100.100")
+	h.waitEvent(t, "late", watchers.ReasonAllocated, "198.51.100.100")
+}

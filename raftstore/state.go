@@ -29,6 +29,10 @@ type Allocation struct {
 	IPs        []string `json:"ips"`
 	SharingKey string   `json:"sharing_key,omitempty"`
 	Ports      []string `json:"ports,omitempty"`
+	// LocalTraffic and Selector decide whether another Service may share the
+	// address (ipam.Allocation has the rule).
+	LocalTraffic bool   `json:"local_traffic,omitempty"`
+	Selector     string `json:"selector,omitempty"`
 }
 
 // Owner says which node announces a VIP. Epoch grows by one on every SetOwner

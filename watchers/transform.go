@@ -1,6 +1,7 @@
 package watchers
 
 import (
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,7 +12,7 @@ import (
 // Transform is the informers' cache.TransformFunc: it strips what raftvip never reads
 // before objects enter the caches, so a voter's memory grows with the number of
 // Services and endpoints, not with the size of their metadata. It drops managedFields
-// and every annotation not under raftvip.io/ (last-applied-configuration alone can
+// and every annotation not under raftvip.io/ and not an alias (last-applied-configuration alone can
 // be kilobytes per object), and from Nodes their image lists. It mutates in place,
 // which client-go allows, and is idempotent.
 func Transform(obj any) (any, error) {
@@ -30,7 +31,7 @@ func Transform(obj any) (any, error) {
 func stripMeta(m *metav1.ObjectMeta) {
 	m.ManagedFields = nil
 	for k := range m.Annotations {
-		if !strings.HasPrefix(k, AnnotationPrefix) {
+		if !strings.HasPrefix(k, AnnotationPrefix) && !slices.Contains(PoolAliases, k) && !slices.Contains(IPsAliases, k) {
 			delete(m.Annotations, k)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -29,6 +30,14 @@ const (
 	AnnotationPool            = "raftvip.io/pool"
 	AnnotationLoadBalancerIPs = "raftvip.io/loadBalancerIPs"
 	AnnotationAllowSharedIP   = "raftvip.io/allow-shared-ip"
+)
+
+// Aliases other load balancers' users already carry on their Services, read as the
+// raftvip annotation they mean, so a migrated Service needs no edit (docs/migrate.md).
+// The informer transform keeps them too.
+var (
+	PoolAliases = []string{AnnotationPool, "metallb.io/address-pool"}
+	IPsAliases  = []string{AnnotationLoadBalancerIPs, "metallb.io/loadBalancerIPs", "kube-vip.io/loadbalancerIPs"}
 )
 
 // Port is one Service port, the part of a port that matters for sharing an address.
@@ -62,6 +71,11 @@ type View struct {
 	SharingKey   string                // raftvip.io/allow-shared-ip
 	Ports        []Port
 	LocalTraffic bool // externalTrafficPolicy: Local
+	// Selector is spec.selector as sorted k=v pairs joined by ",": two Services
+	// with Local traffic share an address only with the same selector.
+	Selector string
+	// Created is the creationTimestamp: conflicts over one address go oldest-first.
+	Created time.Time
 
 	// HasEndpoints says whether any endpoint of the Service is usable (see Usable).
 	HasEndpoints bool
@@ -108,9 +122,11 @@ func ComputeView(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, lbCla
 	if svc.Spec.IPFamilyPolicy != nil {
 		v.Policy = *svc.Spec.IPFamilyPolicy
 	}
-	v.Pool = svc.Annotations[AnnotationPool]
 	v.SharingKey = svc.Annotations[AnnotationAllowSharedIP]
-	v.RequestedIPs, v.Err = requestedIPs(svc)
+	v.Pool, v.Err = pool(svc.Annotations)
+	if v.Err == nil {
+		v.RequestedIPs, v.Err = requestedIPs(svc)
+	}
 	for _, p := range svc.Spec.Ports {
 		proto := string(p.Protocol)
 		if proto == "" {
@@ -119,6 +135,8 @@ func ComputeView(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, lbCla
 		v.Ports = append(v.Ports, Port{Protocol: proto, Port: p.Port})
 	}
 	v.LocalTraffic = svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	v.Selector = selectorText(svc.Spec.Selector)
+	v.Created = svc.CreationTimestamp.Time
 	v.HasEndpoints, v.EndpointNodes = endpoints(svc, slices, v.LocalTraffic)
 	return v
 }
@@ -135,13 +153,64 @@ func IsOurs(svc *corev1.Service, lbClass string) bool {
 	return svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == lbClass
 }
 
-// requestedIPs reads raftvip.io/loadBalancerIPs (a comma list) or, when that is
-// absent, the deprecated spec.loadBalancerIP.
-func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
-	source, text := "annotation "+AnnotationLoadBalancerIPs, svc.Annotations[AnnotationLoadBalancerIPs]
-	if strings.TrimSpace(text) == "" {
-		source, text = "spec.loadBalancerIP", svc.Spec.LoadBalancerIP
+// selectorText is a canonical form of a selector, so equal selectors compare equal.
+func selectorText(sel map[string]string) string {
+	pairs := make([]string, 0, len(sel))
+	for k, v := range sel {
+		pairs = append(pairs, k+"="+v)
 	}
+	slices.Sort(pairs)
+	return strings.Join(pairs, ",")
+}
+
+// pool reads the pool annotation or one of its aliases; two that disagree are an
+// error naming both.
+func pool(ann map[string]string) (string, error) {
+	from, name := "", ""
+	for _, k := range PoolAliases {
+		v := strings.TrimSpace(ann[k])
+		switch {
+		case v == "":
+		case from == "":
+			from, name = k, v
+		case v != name:
+			return "", fmt.Errorf("annotations %s (%q) and %s (%q) disagree", from, name, k, v)
+		}
+	}
+	return name, nil
+}
+
+// requestedIPs reads raftvip.io/loadBalancerIPs (a comma list) or one of its aliases,
+// and the deprecated spec.loadBalancerIP. Sources that are set must agree (the same
+// addresses, in any order), as MetalLB refuses an annotation and a spec that differ.
+func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
+	from := ""
+	var out []netip.Addr
+	sources := append(append([]string(nil), IPsAliases...), "spec.loadBalancerIP")
+	for _, k := range sources {
+		text, source := svc.Annotations[k], "annotation "+k
+		if k == "spec.loadBalancerIP" {
+			text, source = svc.Spec.LoadBalancerIP, k
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		ips, err := parseIPs(source, text)
+		if err != nil {
+			return nil, err
+		}
+		if from == "" {
+			from, out = source, ips
+			continue
+		}
+		if !sameAddrs(out, ips) {
+			return nil, fmt.Errorf("%s (%s) and %s (%s) disagree; set one of them", from, joinAddrs(out), source, joinAddrs(ips))
+		}
+	}
+	return out, nil
+}
+
+func parseIPs(source, text string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, f := range strings.Split(text, ",") {
 		f = strings.TrimSpace(f)
@@ -158,6 +227,26 @@ func requestedIPs(svc *corev1.Service) ([]netip.Addr, error) {
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, ip := range a {
+		if !slices.Contains(b, ip) {
+			return false
+		}
+	}
+	return true
+}
+
+func joinAddrs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // endpoints aggregates every slice labelled with svc's name: whether any endpoint is
@@ -207,9 +296,9 @@ func (v *View) Hash() uint64 {
 }
 
 func (v *View) write(w io.Writer) {
-	fmt.Fprintf(w, "%s|%s|%t|%v|%s|%q|%v|%q|%v|%t|%t|%q|%v|%t|", v.Key, v.UID, v.Ours, v.Families, v.Policy,
+	fmt.Fprintf(w, "%s|%s|%t|%v|%s|%q|%v|%q|%v|%t|%t|%q|%v|%t|%q|%d|", v.Key, v.UID, v.Ours, v.Families, v.Policy,
 		v.Pool, v.RequestedIPs, v.SharingKey, v.Ports, v.LocalTraffic, v.HasEndpoints, v.EndpointNodes,
-		v.Ingress, v.IngressIsVIP)
+		v.Ingress, v.IngressIsVIP, v.Selector, v.Created.UnixNano())
 	if v.Err != nil {
 		io.WriteString(w, v.Err.Error())
 	}

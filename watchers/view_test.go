@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -172,7 +173,6 @@ func TestComputeViewSpec(t *testing.T) {
 		AnnotationAllowSharedIP:   "k1",
 		AnnotationLoadBalancerIPs: " 2001:db8:100::10 , 198.51.100.10 ",
 	}
-	svc.Spec.LoadBalancerIP = "198.51.100.99" // the annotation wins
 	mode := corev1.LoadBalancerIPModeVIP
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "2001:db8:100::10", IPMode: &mode}, {IP: "198.51.100.10", IPMode: &mode}}
 	v := ComputeView(svc, nil, "")
@@ -197,6 +197,7 @@ func TestComputeViewSpec(t *testing.T) {
 	}
 
 	delete(svc.Annotations, AnnotationLoadBalancerIPs)
+	svc.Spec.LoadBalancerIP = "198.51.100.99"
 	if v := ComputeView(svc, nil, ""); !slices.Equal(v.RequestedIPs, []netip.Addr{netip.MustParseAddr("198.51.100.99")}) {
 		t.Fatalf("spec.loadBalancerIP: requested %v", v.RequestedIPs)
 	}
@@ -281,5 +282,61 @@ func TestViewHash(t *testing.T) {
 		if v.Hash() == base().Hash() {
 			t.Errorf("changing %s does not change the hash", name)
 		}
+	}
+}
+
+func TestComputeViewAliases(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		ann      map[string]string
+		specIP   string
+		wantPool string
+		wantIPs  string
+		wantErr  string
+	}{
+		{name: "metallb pool", ann: map[string]string{"metallb.io/address-pool": "blue"}, wantPool: "blue"},
+		{name: "metallb ips", ann: map[string]string{"metallb.io/loadBalancerIPs": "198.51.100.7,2001:db8:100::7"}, wantIPs: "198.51.100.7,2001:db8:100::7"},
+		{name: "kube-vip ips", ann: map[string]string{"kube-vip.io/loadbalancerIPs": "198.51.100.8"}, wantIPs: "198.51.100.8"},
+		{name: "aliases agree", ann: map[string]string{AnnotationPool: "blue", "metallb.io/address-pool": "blue", AnnotationLoadBalancerIPs: "198.51.100.7,2001:db8:100::7", "metallb.io/loadBalancerIPs": "2001:db8:100::7, 198.51.100.7"}, wantPool: "blue", wantIPs: "198.51.100.7,2001:db8:100::7"},
+		{name: "annotation and spec agree", ann: map[string]string{"metallb.io/loadBalancerIPs": "198.51.100.7"}, specIP: "198.51.100.7", wantIPs: "198.51.100.7"},
+		{name: "pools disagree", ann: map[string]string{AnnotationPool: "blue", "metallb.io/address-pool": "red"}, wantErr: `annotations raftvip.io/pool ("blue") and metallb.io/address-pool ("red") disagree`},
+		{name: "ips disagree", ann: map[string]string{"metallb.io/loadBalancerIPs": "198.51.100.7", "kube-vip.io/loadbalancerIPs": "198.51.100.8"}, wantErr: "annotation metallb.io/loadBalancerIPs (198.51.100.7) and annotation kube-vip.io/loadbalancerIPs (198.51.100.8) disagree"},
+		{name: "annotation and spec disagree", ann: map[string]string{AnnotationLoadBalancerIPs: "198.51.100.7"}, specIP: "198.51.100.9", wantErr: "annotation raftvip.io/loadBalancerIPs (198.51.100.7) and spec.loadBalancerIP (198.51.100.9) disagree"},
+		{name: "malformed alias", ann: map[string]string{"kube-vip.io/loadbalancerIPs": "x"}, wantErr: `annotation kube-vip.io/loadbalancerIPs: "x" is not an IP address`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := lbService("ns", "a")
+			svc.Annotations = tt.ann
+			svc.Spec.LoadBalancerIP = tt.specIP
+			obj, _ := Transform(svc)
+			v := ComputeView(obj.(*corev1.Service), nil, "")
+			if tt.wantErr != "" {
+				if v.Err == nil || !strings.Contains(v.Err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", v.Err, tt.wantErr)
+				}
+				return
+			}
+			if v.Err != nil {
+				t.Fatal(v.Err)
+			}
+			if v.Pool != tt.wantPool || joinAddrs(v.RequestedIPs) != tt.wantIPs {
+				t.Fatalf("pool %q ips %q, want %q %q", v.Pool, joinAddrs(v.RequestedIPs), tt.wantPool, tt.wantIPs)
+			}
+		})
+	}
+}
+
+func TestComputeViewSelectorAndCreated(t *testing.T) {
+	svc := lbService("ns", "a")
+	svc.Spec.Selector = map[string]string{"tier": "web", "app": "shop"}
+	svc.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	v := ComputeView(svc, nil, "")
+	if v.Selector != "app=shop,tier=web" || !v.Created.Equal(svc.CreationTimestamp.Time) {
+		t.Fatalf("selector %q created %v", v.Selector, v.Created)
+	}
+	before := v.Hash()
+	svc.Spec.Selector["tier"] = "api"
+	if ComputeView(svc, nil, "").Hash() == before {
+		t.Fatal("a selector change left the view's hash unchanged")
 	}
 }

@@ -26,6 +26,7 @@ const (
 	ReasonReleased         = "IPReleased"
 	ReasonInvalidRequest   = "InvalidRequest"
 	ReasonOutsidePools     = "IPOutsidePools"
+	ReasonAdoptionConflict = "IPAdoptionConflict"
 	ReasonAnnouncer        = "VIPAnnouncer"
 )
 

@@ -26,7 +26,7 @@ func TestAdoptStatusIPs(t *testing.T) {
 		{name: "dual-stack pair adopted", status: []string{"2001:db8:1::9", "10.0.0.9"}, pol: PreferDualStack, fams: []Family{V4, V6},
 			want: []string{"10.0.0.9", "2001:db8:1::9"}},
 		{name: "dual-stack gains the missing family from the same pool", status: []string{"10.0.0.9"}, pol: RequireDualStack, fams: []Family{V4, V6},
-			want: []string{"10.0.0.9", "2001:db8:1::"}},
+			want: []string{"10.0.0.9", "2001:db8:1::1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

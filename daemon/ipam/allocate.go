@@ -56,7 +56,7 @@ func Allocate(pools []Pool, used *Used, req Request, existing *Allocation) Resul
 		}
 		return Result{Allocation: Allocation{Service: req.Service}, Changed: had, Reason: reason, Err: err, Conflicts: a.conflicts}
 	}
-	alloc := Allocation{Service: req.Service, Pool: pool, IPs: ips, SharingKey: req.SharingKey, Ports: a.ports}
+	alloc := Allocation{Service: req.Service, Pool: pool, IPs: ips, SharingKey: req.SharingKey, Ports: a.ports, LocalTraffic: req.LocalTraffic, Selector: req.Selector}
 	res := Result{Allocation: alloc, Changed: existing == nil || !existing.equal(&alloc), Conflicts: a.conflicts}
 	if res.Changed && existing != nil && slices.Equal(existing.IPs, ips) {
 		a.summary = "updated sharing key or ports"

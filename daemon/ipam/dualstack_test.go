@@ -43,18 +43,18 @@ func TestDualStackMatrix(t *testing.T) {
 		"v4-only": {"a:10.0.0.1", "a:10.0.0.1", "!ErrNoFamily no auto-assign pool has an IPv6 range", "!ErrNoFamily IPv6 range",
 			"a:10.0.0.1", "a:10.0.0.1", "a:10.0.0.1",
 			"!ErrNoDualStack no pool has both IPv4 and IPv6 free addresses (a has no IPv6 range)", "!ErrNoDualStack a has no IPv6 range"},
-		"v6-only": {"!ErrNoFamily IPv4 range", "!ErrNoFamily IPv4 range", "a:2001:db8:1::", "a:2001:db8:1::",
-			"a:2001:db8:1::", "a:2001:db8:1::", "!ErrNoFamily no auto-assign pool has an IPv4 range",
+		"v6-only": {"!ErrNoFamily IPv4 range", "!ErrNoFamily IPv4 range", "a:2001:db8:1::1", "a:2001:db8:1::1",
+			"a:2001:db8:1::1", "a:2001:db8:1::1", "!ErrNoFamily no auto-assign pool has an IPv4 range",
 			"!ErrNoDualStack a has no IPv4 range", "!ErrNoDualStack a has no IPv4 range"},
-		"both": {"a:10.0.0.1", "a:10.0.0.1", "a:2001:db8:1::", "a:2001:db8:1::",
-			"a:10.0.0.1,2001:db8:1::", "a:2001:db8:1::,10.0.0.1", "a:10.0.0.1",
-			"a:10.0.0.1,2001:db8:1::", "a:2001:db8:1::,10.0.0.1"},
-		"split": {"a:10.0.0.1", "a:10.0.0.1", "b:2001:db8:1::", "b:2001:db8:1::",
-			"a:10.0.0.1", "b:2001:db8:1::", "a:10.0.0.1",
+		"both": {"a:10.0.0.1", "a:10.0.0.1", "a:2001:db8:1::1", "a:2001:db8:1::1",
+			"a:10.0.0.1,2001:db8:1::1", "a:2001:db8:1::1,10.0.0.1", "a:10.0.0.1",
+			"a:10.0.0.1,2001:db8:1::1", "a:2001:db8:1::1,10.0.0.1"},
+		"split": {"a:10.0.0.1", "a:10.0.0.1", "b:2001:db8:1::1", "b:2001:db8:1::1",
+			"a:10.0.0.1", "b:2001:db8:1::1", "a:10.0.0.1",
 			"!ErrNoDualStack (a has no IPv6 range; b has no IPv4 range)", "!ErrNoDualStack (a has no IPv6 range; b has no IPv4 range)"},
-		"split+both": {"a:10.0.0.1", "a:10.0.0.1", "b:2001:db8:1::", "b:2001:db8:1::",
-			"b:10.0.1.1,2001:db8:1::", "b:2001:db8:1::,10.0.1.1", "a:10.0.0.1",
-			"b:10.0.1.1,2001:db8:1::", "b:2001:db8:1::,10.0.1.1"},
+		"split+both": {"a:10.0.0.1", "a:10.0.0.1", "b:2001:db8:1::1", "b:2001:db8:1::1",
+			"b:10.0.1.1,2001:db8:1::1", "b:2001:db8:1::1,10.0.1.1", "a:10.0.0.1",
+			"b:10.0.1.1,2001:db8:1::1", "b:2001:db8:1::1,10.0.1.1"},
 		// 2001:db8:1::5 is held by ns/other without a sharing key.
 		"both-v6-full": {"a:10.0.0.1", "a:10.0.0.1", "!ErrExhausted pool a exhausted for IPv6", "!ErrExhausted pool a exhausted for IPv6",
 			"a:10.0.0.1", "a:10.0.0.1", "a:10.0.0.1",
@@ -101,21 +101,21 @@ func TestPoolChangesDualStack(t *testing.T) {
 			name:     "prefer gains v6 when its pool gets a v6 range",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
 			existing: v4only, req: req("ns/s", PreferDualStack, V4, V6),
-			want: []string{"10.0.0.1", "2001:db8:1::"}, pool: "a", changed: true,
-			msg: "added IPv6 2001:db8:1:: from pool a",
+			want: []string{"10.0.0.1", "2001:db8:1::1"}, pool: "a", changed: true,
+			msg: "added IPv6 2001:db8:1::1 from pool a",
 		},
 		{
 			name:     "prefer [v6,v4] holding only v4 gains v6 and puts it first",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
 			existing: v4only, req: req("ns/s", PreferDualStack, V6, V4),
-			want: []string{"2001:db8:1::", "10.0.0.1"}, pool: "a", changed: true,
+			want: []string{"2001:db8:1::1", "10.0.0.1"}, pool: "a", changed: true,
 			msg: "added IPv6",
 		},
 		{
 			name:     "prefer gains v6 even if the pool stopped auto-assigning",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120;auto-assign=false"},
 			existing: v4only, req: req("ns/s", PreferDualStack, V4, V6),
-			want: []string{"10.0.0.1", "2001:db8:1::"}, pool: "a", changed: true,
+			want: []string{"10.0.0.1", "2001:db8:1::1"}, pool: "a", changed: true,
 		},
 		{
 			name:     "prefer keeps its lone v4 when only another pool has both",
@@ -141,19 +141,19 @@ func TestPoolChangesDualStack(t *testing.T) {
 			name:     "prefer holding v4 of a deleted pool gains v6 once the pool returns with v6",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
 			existing: v4only, req: req("ns/s", PreferDualStack, V4, V6),
-			want: []string{"10.0.0.1", "2001:db8:1::"}, pool: "a", changed: true,
+			want: []string{"10.0.0.1", "2001:db8:1::1"}, pool: "a", changed: true,
 		},
 		{
 			name:     "require holding v4 gains v6 from its own pool",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120", "b=10.0.1.0/24,2001:db8:2::/120"},
 			existing: v4only, req: req("ns/s", RequireDualStack, V4, V6),
-			want: []string{"10.0.0.1", "2001:db8:1::"}, pool: "a", changed: true,
+			want: []string{"10.0.0.1", "2001:db8:1::1"}, pool: "a", changed: true,
 		},
 		{
 			name:     "require holding v4 moves to a pool with both when its pool has no v6",
 			pools:    []string{"a=10.0.0.0/24", "b=10.0.1.0/24,2001:db8:1::/120"},
 			existing: v4only, req: req("ns/s", RequireDualStack, V4, V6),
-			want: []string{"10.0.1.1", "2001:db8:1::"}, pool: "b", changed: true,
+			want: []string{"10.0.1.1", "2001:db8:1::1"}, pool: "b", changed: true,
 			msg: "pool a cannot add IPv6 to 10.0.0.1",
 		},
 		{
@@ -172,55 +172,55 @@ func TestPoolChangesDualStack(t *testing.T) {
 		{
 			name:     "dual-stack narrowed to single v4 keeps v4 and releases v6",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
-			existing: ptr(alloc("ns/s", "a", "10.0.0.1", "2001:db8:1::")), req: req("ns/s", SingleStack, V4, V6),
+			existing: ptr(alloc("ns/s", "a", "10.0.0.1", "2001:db8:1::1")), req: req("ns/s", SingleStack, V4, V6),
 			want: []string{"10.0.0.1"}, pool: "a", changed: true,
-			msg: "released 2001:db8:1::: the service no longer wants IPv6",
+			msg: "released 2001:db8:1::1: the service no longer wants IPv6",
 		},
 		{
 			name:     "dual-stack narrowed to single v6 keeps v6",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
-			existing: ptr(alloc("ns/s", "a", "10.0.0.1", "2001:db8:1::")), req: req("ns/s", SingleStack, V6),
-			want: []string{"2001:db8:1::"}, pool: "a", changed: true,
+			existing: ptr(alloc("ns/s", "a", "10.0.0.1", "2001:db8:1::1")), req: req("ns/s", SingleStack, V6),
+			want: []string{"2001:db8:1::1"}, pool: "a", changed: true,
 			msg: "released 10.0.0.1",
 		},
 		{
 			name:     "family order flipped reorders without moving",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
-			existing: ptr(alloc("ns/s", "a", "10.0.0.1", "2001:db8:1::")), req: req("ns/s", RequireDualStack, V6, V4),
-			want: []string{"2001:db8:1::", "10.0.0.1"}, pool: "a", changed: true,
-			msg: "kept 2001:db8:1::, 10.0.0.1 from pool a",
+			existing: ptr(alloc("ns/s", "a", "10.0.0.1", "2001:db8:1::1")), req: req("ns/s", RequireDualStack, V6, V4),
+			want: []string{"2001:db8:1::1", "10.0.0.1"}, pool: "a", changed: true,
+			msg: "kept 2001:db8:1::1, 10.0.0.1 from pool a",
 		},
 		{
 			name:     "single v4 switched to single v6 gets a fresh v6",
 			pools:    []string{"a=10.0.0.0/24,2001:db8:1::/120"},
 			existing: v4only, req: req("ns/s", SingleStack, V6),
-			want: []string{"2001:db8:1::"}, pool: "a", changed: true,
+			want: []string{"2001:db8:1::1"}, pool: "a", changed: true,
 			msg: "released 10.0.0.1",
 		},
 		{
 			name:     "addresses spread over two pools after a re-arrangement keep the primary's pool",
 			pools:    []string{"a=10.0.0.0/24", "b=2001:db8:1::/120"},
-			existing: ptr(alloc("ns/s", "old", "10.0.0.1", "2001:db8:1::")),
+			existing: ptr(alloc("ns/s", "old", "10.0.0.1", "2001:db8:1::1")),
 			req:      req("ns/s", PreferDualStack, V4, V6),
 			want:     []string{"10.0.0.1"}, pool: "a", changed: true,
-			msg: "released 2001:db8:1::: it is in pool b while 10.0.0.1 is in pool a",
+			msg: "released 2001:db8:1::1: it is in pool b while 10.0.0.1 is in pool a",
 		},
 	})
 }
 
 // TestDualStackSharing: two dual-stack Services with one key share both addresses.
 func TestDualStackSharing(t *testing.T) {
-	first := shared(alloc("ns/tcp", "a", "10.0.0.1", "2001:db8:1::"), "k", tcp(53))
+	first := shared(alloc("ns/tcp", "a", "10.0.0.1", "2001:db8:1::1"), "k", tcp(53))
 	r := req("ns/udp", RequireDualStack, V4, V6)
 	r.SharingKey, r.Ports = "k", []Port{udp(53)}
 	allocCase{
 		pools: []string{"a=10.0.0.0/24,2001:db8:1::/120"}, others: []Allocation{first}, req: r,
-		want: []string{"10.0.0.1", "2001:db8:1::"}, pool: "a", changed: true,
+		want: []string{"10.0.0.1", "2001:db8:1::1"}, pool: "a", changed: true,
 	}.run(t)
 	r.Families = []Family{V6, V4}
 	allocCase{
 		pools: []string{"a=10.0.0.0/24,2001:db8:1::/120"}, others: []Allocation{first}, req: r,
-		want: []string{"2001:db8:1::", "10.0.0.1"}, pool: "a", changed: true,
+		want: []string{"2001:db8:1::1", "10.0.0.1"}, pool: "a", changed: true,
 	}.run(t)
 }
 

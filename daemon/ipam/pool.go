@@ -27,11 +27,15 @@
 //	                                 they name it (raftvip.io/pool) or request one of
 //	                                 its addresses. Default true.
 //	include-network-broadcast=true   Also hand out the network and broadcast address
-//	                                 of IPv4 CIDRs. Default false: a /24 yields .1-.254.
+//	                                 of IPv4 CIDRs and the subnet-router anycast
+//	                                 address of IPv6 CIDRs. Default false: a /24
+//	                                 yields .1-.254, a /120 yields ::1-::ff.
 //
 // The network/broadcast rule applies to IPv4 CIDRs of /30 and shorter only: /31 and /32
-// have no such addresses (RFC 3021), start-end ranges are taken literally, and IPv6
-// has no broadcast. It is deliberately not MetalLB's avoid-buggy-ips, which skips every
+// have no such addresses (RFC 3021), start-end ranges are taken literally. IPv6 has no
+// broadcast, but the all-zero host address of a prefix is the subnet-router anycast
+// address (RFC 4291 2.6.1), which routers answer; it is skipped for /126 and shorter
+// (/127 links have none, RFC 6164; a /128 is one address). It is deliberately not MetalLB's avoid-buggy-ips, which skips every
 // address ending in .0 or .255 even inside a range: here what the operator wrote as a
 // range is what gets handed out.
 //
@@ -252,8 +256,12 @@ func parseRange(s string, includeNetBcast bool) (Range, error) {
 			return Range{}, fmt.Errorf("range %q has host bits set; did you mean %s?", s, pfx.Masked())
 		}
 		r := Range{First: pfx.Addr(), Last: lastOf(pfx)}
-		if pfx.Addr().Is4() && pfx.Bits() <= 30 && !includeNetBcast {
+		switch {
+		case includeNetBcast:
+		case pfx.Addr().Is4() && pfx.Bits() <= 30:
 			r = Range{First: r.First.Next(), Last: r.Last.Prev()}
+		case pfx.Addr().Is6() && pfx.Bits() <= 126:
+			r.First = r.First.Next()
 		}
 		return r, nil
 	}

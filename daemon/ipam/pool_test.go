@@ -44,12 +44,24 @@ func TestParsePool(t *testing.T) {
 			want: []Range{rng("10.0.0.4", "10.0.0.4")}, auto: true, wantPool: "a",
 		},
 		{
-			name: "v6 CIDR is taken literally", flag: "v6=2001:db8::/120",
-			want: []Range{rng("2001:db8::", "2001:db8::ff")}, auto: true, wantPool: "v6",
+			name: "v6 CIDR skips the subnet-router anycast address", flag: "v6=2001:db8::/120",
+			want: []Range{rng("2001:db8::1", "2001:db8::ff")}, auto: true, wantPool: "v6",
+		},
+		{
+			name: "v6 anycast included on request", flag: "v6=2001:db8::/120;include-network-broadcast=true",
+			want: []Range{rng("2001:db8::", "2001:db8::ff")}, auto: true, inclNB: true, wantPool: "v6",
+		},
+		{
+			name: "v6 /126 skips anycast", flag: "v6=2001:db8::/126",
+			want: []Range{rng("2001:db8::1", "2001:db8::3")}, auto: true, wantPool: "v6",
 		},
 		{
 			name: "v6 /64", flag: "v6=2001:db8:1:2::/64",
-			want: []Range{rng("2001:db8:1:2::", "2001:db8:1:2:ffff:ffff:ffff:ffff")}, auto: true, wantPool: "v6",
+			want: []Range{rng("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff")}, auto: true, wantPool: "v6",
+		},
+		{
+			name: "v6 start-end from the all-zero address is taken literally", flag: "v6=2001:db8::-2001:db8::2",
+			want: []Range{rng("2001:db8::", "2001:db8::2")}, auto: true, wantPool: "v6",
 		},
 		{
 			name: "start-end taken literally", flag: "a=10.0.0.0-10.0.0.255",
@@ -247,7 +259,8 @@ func TestPoolContains(t *testing.T) {
 		{"10.0.5.10", true},
 		{"10.0.5.12", true},
 		{"10.0.5.13", false},
-		{"2001:db8::", true},
+		{"2001:db8::", false}, // subnet-router anycast, skipped
+		{"2001:db8::1", true},
 		{"2001:db8::3", true},
 		{"2001:db8::4", false},
 		{"::ffff:10.0.0.1", false}, // 4in6 is IPv6, never equal to the IPv4 range
@@ -272,9 +285,10 @@ func TestPoolFamiliesAndSize(t *testing.T) {
 		{flag: "a=10.0.0.0/24;include-network-broadcast=true", v4: true, size4: 256},
 		{flag: "a=10.0.0.0/16", v4: true, size4: 65534},
 		{flag: "a=0.0.0.0/0;include-network-broadcast=true", v4: true, size4: 1 << 32},
-		{flag: "a=2001:db8::/112", v6: true, size6: 65536},
-		{flag: "a=10.0.0.1-10.0.0.3,10.0.1.7,2001:db8::/120", v4: true, v6: true, size4: 4, size6: 256},
-		{flag: "a=2001:db8::/65", v6: true, size6: 1 << 63},
+		{flag: "a=2001:db8::/112", v6: true, size6: 65535},
+		{flag: "a=2001:db8::/112;include-network-broadcast=true", v6: true, size6: 65536},
+		{flag: "a=10.0.0.1-10.0.0.3,10.0.1.7,2001:db8::/120", v4: true, v6: true, size4: 4, size6: 255},
+		{flag: "a=2001:db8::/65", v6: true, size6: 1<<63 - 1},
 		{flag: "a=2001:db8::/64", v6: true, size6: math.MaxUint64},
 		{flag: "a=2001:db8::/64,2001:db9::/65", v6: true, size6: math.MaxUint64},
 		{flag: "a=::/0", v6: true, size6: math.MaxUint64},

@@ -21,7 +21,7 @@ func TestReasonText(t *testing.T) {
 		},
 		{
 			name: "fresh pair", pools: []string{dual}, req: req("ns/s", RequireDualStack, V6, V4),
-			want: "allocated 2001:db8:1::, 10.0.0.1 from pool a",
+			want: "allocated 2001:db8:1::1, 10.0.0.1 from pool a",
 		},
 		{
 			name: "unchanged", pools: []string{dual}, existing: ptr(alloc("ns/s", "a", "10.0.0.9")), req: s4,
@@ -30,7 +30,7 @@ func TestReasonText(t *testing.T) {
 		{
 			name: "second family added", pools: []string{dual}, existing: ptr(alloc("ns/s", "a", "10.0.0.9")),
 			req:  req("ns/s", PreferDualStack, V4, V6),
-			want: "added IPv6 2001:db8:1:: from pool a",
+			want: "added IPv6 2001:db8:1::1 from pool a",
 		},
 		{
 			name: "family dropped", pools: []string{dual}, existing: ptr(alloc("ns/s", "a", "10.0.0.9", "2001:db8:1::9")), req: s4,

@@ -116,6 +116,8 @@ type Request struct {
 	RequestedIPs []netip.Addr // raftvip.io/loadBalancerIPs or spec.loadBalancerIP
 	SharingKey   string       // raftvip.io/allow-shared-ip
 	Ports        []Port       // the Service's ports, checked when sharing an address
+	LocalTraffic bool         // externalTrafficPolicy: Local, checked when sharing
+	Selector     string       // spec.selector as sorted k=v pairs, checked when sharing
 	// StatusIPs are the addresses status.loadBalancer.ingress shows now: what MetalLB,
 	// kube-vip or a lost Raft state left there. A Service without an allocation adopts
 	// them when they are inside a pool and free, so a migration or a restore moves no
@@ -141,6 +143,11 @@ type Allocation struct {
 	IPs        []netip.Addr
 	SharingKey string
 	Ports      []Port
+	// Two Services share an address only when both are externalTrafficPolicy
+	// Cluster, or both have the same non-empty selector (MetalLB's rule): with Local
+	// the VIP's node must have the endpoints of every Service on it.
+	LocalTraffic bool
+	Selector     string
 }
 
 func (a Allocation) clone() Allocation {
@@ -151,6 +158,7 @@ func (a Allocation) clone() Allocation {
 
 func (a *Allocation) equal(b *Allocation) bool {
 	return a.Service == b.Service && a.Pool == b.Pool && a.SharingKey == b.SharingKey &&
+		a.LocalTraffic == b.LocalTraffic && a.Selector == b.Selector &&
 		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports)
 }
 

@@ -229,6 +229,18 @@ func (u *Used) lowestFree(r Range) (netip.Addr, bool) {
 	return cand, true
 }
 
+// policyClash says which sharing rule refuses req next to holder h, or "": both
+// must be externalTrafficPolicy Cluster, or both must select the same pods.
+func policyClash(h *Allocation, req *Request) string {
+	if !h.LocalTraffic && !req.LocalTraffic {
+		return ""
+	}
+	if h.Selector != "" && h.Selector == req.Selector {
+		return ""
+	}
+	return "sharing needs both Services externalTrafficPolicy Cluster or the same selector, and one is Local with a different selector"
+}
+
 // clashes describes why the Service of req may not hold ip alongside its current
 // holders, or returns "" when it may: every other holder must share req's non-empty
 // sharing key and use none of its ports.
@@ -243,6 +255,9 @@ func (u *Used) clashes(ip netip.Addr, req *Request, ports []Port) string {
 			return fmt.Sprintf("ip %s is in use by %s", ip, s)
 		case h.SharingKey != req.SharingKey:
 			return fmt.Sprintf("ip %s is in use by %s under sharing key %q, not %q", ip, s, h.SharingKey, req.SharingKey)
+		}
+		if why := policyClash(&h, req); why != "" {
+			return fmt.Sprintf("ip %s is shared with %s, but %s", ip, s, why)
 		}
 		if p, ok := portClash(h.Ports, ports); ok {
 			return fmt.Sprintf("ip %s is shared with %s, which already uses port %s", ip, s, p)
