@@ -69,6 +69,8 @@ func agentFlags() []cli.Flag {
 		str("tls-ca-key", "", "cluster CA key (PEM): issue this node's own short-lived peer certificate, e.g. /etc/kubernetes/pki/ca.key"),
 		str("tls-cert", "", "this node's peer certificate (PEM), instead of --tls-ca-key"),
 		str("tls-key", "", "key of --tls-cert (PEM)"),
+		&cli.DurationFlag{Name: "peer-cert-lifetime", Value: 7 * 24 * time.Hour, Hidden: true, EnvVars: []string{envName("peer-cert-lifetime")},
+			Usage: "lifetime of the peer certificate issued with --tls-ca-key, renewed at two thirds of it (tests only)"},
 		&cli.BoolFlag{Name: "insecure-transport", Usage: "plain TCP between peers: labs only, anyone on the network can join", EnvVars: []string{envName("insecure-transport")}},
 		dur("raft-heartbeat-timeout", t.Heartbeat, "follower starts an election after this long without the leader"),
 		dur("raft-election-timeout", t.Election, "candidate restarts an election after this long without a winner"),
@@ -142,6 +144,7 @@ func configFromFlags(c *cli.Context) daemon.Config {
 		TLSCert:           c.String("tls-cert"),
 		TLSKey:            c.String("tls-key"),
 		InsecureTransport: c.Bool("insecure-transport"),
+		PeerCertLifetime:  c.Duration("peer-cert-lifetime"),
 		Raft: raftstore.Timeouts{
 			Heartbeat:         c.Duration("raft-heartbeat-timeout"),
 			Election:          c.Duration("raft-election-timeout"),
