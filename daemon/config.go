@@ -50,6 +50,9 @@ type Config struct {
 	BGPSourceAddress string
 	BGPNextHopIPv6   string
 	BGPPoolAttrs     []string // POOL=ATTRS
+	// BGPPasswordFile holds the TCP MD5 password of every --bgp-peer, so the
+	// password is not in the pod spec or the process arguments.
+	BGPPasswordFile string
 
 	TLSCACert         string
 	TLSCAKey          string
