@@ -57,9 +57,9 @@ type CertStatus struct {
 type CertSource struct {
 	source string
 	logger *slog.Logger
-	// next loads a replacement certificate; due reports when to call it.
+	// next loads a replacement certificate.
 	next func() (tls.Certificate, error)
-	due  func(now time.Time) (time.Time, bool)
+	// poll is how often files are checked; zero for an issued certificate.
 	poll time.Duration
 
 	cur atomic.Pointer[tls.Certificate]
@@ -80,11 +80,6 @@ type CertSource struct {
 func NewIssuedCertSource(issue func() (tls.Certificate, error), logger *slog.Logger) (*CertSource, error) {
 	s := newCertSource(CertIssued, logger)
 	s.next = issue
-	s.due = func(now time.Time) (time.Time, bool) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.renewAt, !now.Before(s.renewAt)
-	}
 	c, err := issue()
 	if err != nil {
 		return nil, err
@@ -114,11 +109,6 @@ func NewFileCertSource(certFile, keyFile string, poll time.Duration, logger *slo
 		return c, nil
 	}
 	s.files = fileStamps{paths: []string{certFile, keyFile}}
-	s.due = func(time.Time) (time.Time, bool) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return time.Time{}, s.files.settledChange()
-	}
 	s.files.loaded = s.files.stat()
 	s.files.seen = s.files.loaded
 	c, err := s.next()
@@ -179,21 +169,37 @@ func (s *CertSource) install(c tls.Certificate, now time.Time) error {
 // Run replaces the certificate when it is due until ctx ends.
 func (s *CertSource) Run(ctx context.Context) {
 	for {
-		wait := s.poll
-		if s.source == CertIssued {
-			at, _ := s.due(time.Now())
-			wait = time.Until(at)
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(max(wait, 0)):
+		case <-time.After(s.wait()):
 		}
-		if _, ok := s.due(time.Now()); !ok {
-			continue
+		if s.due(time.Now()) {
+			s.renew()
 		}
-		s.renew()
 	}
+}
+
+// wait is how long Run sleeps before the next check: until the renewal time
+// of an issued certificate, one poll for files.
+func (s *CertSource) wait() time.Duration {
+	if s.source != CertIssued {
+		return s.poll
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(time.Until(s.renewAt), 0)
+}
+
+// due reports whether a replacement is due at now. For files it also records
+// the files' stamp, so it must run once per poll.
+func (s *CertSource) due(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.source == CertIssued {
+		return !now.Before(s.renewAt)
+	}
+	return s.files.settledChange()
 }
 
 // renew loads a replacement and installs it, or keeps the current certificate.
