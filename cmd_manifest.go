@@ -24,8 +24,16 @@ func manifestCommand() *cli.Command {
 			Flags: flags,
 			Action: func(c *cli.Context) error {
 				cfg := configFromFlags(c)
-				if _, err := cfg.Validate(); err != nil {
+				parsed, err := cfg.Validate()
+				if err != nil {
 					return &exitError{code: 2, err: err}
+				}
+				if cfg.BGPPasswordFile == "" {
+					for _, p := range parsed.BGP.Peers {
+						if p.Password != "" {
+							return &exitError{code: 2, err: fmt.Errorf("--bgp-peer %s: password= would be readable by anyone who can read pods (the pod spec shows the arguments); put the password in a file on the node and give --bgp-password-file", p.Address)}
+						}
+					}
 				}
 				// The node name always goes in: a manifest is written for one node.
 				args := []string{"--node-name=" + cfg.NodeName}
@@ -48,7 +56,8 @@ func manifestCommand() *cli.Command {
 					AgentArgs:     args,
 					DataDir:       cfg.DataDir,
 					StatusAddress: cfg.StatusAddress,
-					HostPaths:     staticpod.MountedFiles(cfg.TLSCACert, cfg.TLSCAKey, cfg.TLSCert, cfg.TLSKey, cfg.Kubeconfig),
+					HostPaths:     staticpod.MountedFiles(cfg.TLSCACert, cfg.TLSCAKey, cfg.Kubeconfig, cfg.BGPPasswordFile),
+					HostDirs:      staticpod.MountedDirs(cfg.TLSCert, cfg.TLSKey),
 				})
 				if err != nil {
 					return err

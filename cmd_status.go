@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/raftvip/raftvip/daemon"
+	"github.com/raftvip/raftvip/raftstore"
 )
 
 func statusCommand() *cli.Command {
@@ -84,6 +85,9 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 	if st.APIServerHealthy != nil {
 		fmt.Fprintf(tw, "local kube-apiserver:\t%s\n", map[bool]string{true: "healthy", false: "UNHEALTHY"}[*st.APIServerHealthy])
 	}
+	if c := st.Certificate; c != nil {
+		fmt.Fprintf(tw, "peer certificate:\t%s\n", certLine(*c, time.Now()))
+	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -105,7 +109,24 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 		}
 		tw.Flush()
 	}
+	if c := st.Certificate; c != nil && c.LastError != "" {
+		fmt.Fprintf(w, "WARNING: peer certificate not replaced: %s\n", c.LastError)
+	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}
+}
+
+// certLine is the peer certificate in one line: where it comes from, when it
+// expires and how often it was replaced without a restart.
+func certLine(c raftstore.CertStatus, now time.Time) string {
+	left := c.NotAfter.Sub(now).Round(time.Second)
+	line := fmt.Sprintf("%s (%s), expires %s (in %s), %d renewals", c.Subject, c.Source, c.NotAfter.Format(time.RFC3339), left, c.Renewals)
+	if left <= 0 {
+		line = fmt.Sprintf("%s (%s), EXPIRED %s, %d renewals", c.Subject, c.Source, c.NotAfter.Format(time.RFC3339), c.Renewals)
+	}
+	if c.Failures > 0 {
+		line += fmt.Sprintf(", %d failed", c.Failures)
+	}
+	return line
 }

@@ -15,7 +15,7 @@ import (
 // raftstore.DefaultTimeouts so the library and the CLI can never disagree.
 const (
 	defaultRaftPort       = 7950
-	defaultStatusAddress  = ":7951"
+	defaultStatusAddress  = "127.0.0.1:7951"
 	defaultDataDir        = "/var/lib/raftvip"
 	defaultFenceTimeout   = 300 * time.Millisecond
 	defaultNodeDown       = 600 * time.Millisecond
@@ -56,7 +56,7 @@ func agentFlags() []cli.Flag {
 		str("interface", "", "interface that carries the VIPs (required with --control-plane-vip in l2 mode; bgp mode puts VIPs on lo)"),
 		str("advertise-address", "", "this node's IP address that peers dial for Raft (required)"),
 		&cli.IntFlag{Name: "raft-port", Value: defaultRaftPort, Usage: "TCP port for Raft traffic (mutual TLS)", EnvVars: []string{envName("raft-port")}},
-		str("status-address", defaultStatusAddress, "HOST:PORT of the read-only status server (/raft/status, /state, /healthz, /readyz, /metrics)"),
+		str("status-address", defaultStatusAddress, "HOST:PORT of the read-only, unauthenticated status server (/raft/status, /state, /healthz, /readyz, /metrics); loopback by default, e.g. :7951 exposes it (then /state still answers local clients only)"),
 		list("peer", "voter NAME=HOST:PORT, repeatable, self included; every voter gets the same list (env: space or comma separated)"),
 		list("join", "HOST:PORT of a member or the control-plane VIP, repeatable, tried in turn; joins as a nonvoter (workers, or with --control-plane a voter-to-be)"),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "first control-plane node: form a one-voter cluster when the data dir has no state; refused when a cluster answers at a --join address", EnvVars: []string{envName("bootstrap")}},
@@ -68,7 +68,8 @@ func agentFlags() []cli.Flag {
 		str("mode", daemon.ModeL2, "how VIPs are announced: l2 (ARP/NDP from one node) or bgp (routes from every eligible node, see docs/bgp.md)"),
 		str("bgp-as", "", "bgp mode: this node's AS number"),
 		str("bgp-router-id", "", "bgp mode: BGP identifier, an IPv4 address (default: --advertise-address)"),
-		list("bgp-peer", "bgp mode: router ADDRESS,AS[,port=N][,password=S][,multihop=N][,hold=DURATION]; repeatable (env: space separated)"),
+		list("bgp-peer", "bgp mode: router ADDRESS,AS[,port=N][,password=S][,multihop=N][,hold=DURATION]; repeatable (env: space separated); password= shows in the process arguments, prefer --bgp-password-file"),
+		str("bgp-password-file", "", "bgp mode: file holding the TCP MD5 password of every --bgp-peer (keeps it out of the pod spec; mounted by `manifest pod`)"),
 		str("bgp-source-address", "", "bgp mode: local address BGP sessions are dialled from"),
 		str("bgp-next-hop-ipv6", "", "bgp mode: this node's IPv6 address, the next hop of IPv6 VIPs when --advertise-address is IPv4"),
 		list("bgp-pool-attrs", "bgp mode: path attributes of a pool's VIPs POOL=community=ASN:VALUE[,community=...][,local-pref=N]; repeatable (env: space separated)"),
@@ -80,6 +81,7 @@ func agentFlags() []cli.Flag {
 		str("tls-ca-key", "", "cluster CA key (PEM): issue this node's own short-lived peer certificate, e.g. /etc/kubernetes/pki/ca.key"),
 		str("tls-cert", "", "this node's peer certificate (PEM), instead of --tls-ca-key"),
 		str("tls-key", "", "key of --tls-cert (PEM)"),
+		dur("peer-cert-lifetime", 7*24*time.Hour, "lifetime of the peer certificate issued with --tls-ca-key; renewed in place at two thirds of it"),
 		&cli.BoolFlag{Name: "insecure-transport", Usage: "plain TCP between peers: labs only, anyone on the network can join", EnvVars: []string{envName("insecure-transport")}},
 		dur("raft-heartbeat-timeout", t.Heartbeat, "follower starts an election after this long without the leader"),
 		dur("raft-election-timeout", t.Election, "candidate restarts an election after this long without a winner"),
@@ -144,6 +146,7 @@ func configFromFlags(c *cli.Context) daemon.Config {
 		BGPSourceAddress:  c.String("bgp-source-address"),
 		BGPNextHopIPv6:    c.String("bgp-next-hop-ipv6"),
 		BGPPoolAttrs:      repeated(c, "bgp-pool-attrs", ""),
+		BGPPasswordFile:   c.String("bgp-password-file"),
 		Kubeconfig:        c.String("kubeconfig"),
 		LBClass:           c.String("lb-class"),
 		Namespace:         c.String("namespace"),
@@ -153,6 +156,7 @@ func configFromFlags(c *cli.Context) daemon.Config {
 		TLSCert:           c.String("tls-cert"),
 		TLSKey:            c.String("tls-key"),
 		InsecureTransport: c.Bool("insecure-transport"),
+		PeerCertLifetime:  c.Duration("peer-cert-lifetime"),
 		Raft: raftstore.Timeouts{
 			Heartbeat:         c.Duration("raft-heartbeat-timeout"),
 			Election:          c.Duration("raft-election-timeout"),

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/raftvip/raftvip/vip/bgp"
@@ -47,7 +48,7 @@ func (p *Parsed) parseBGP() error {
 		for _, f := range []struct{ flag, v string }{
 			{"bgp-as", c.BGPAS}, {"bgp-router-id", c.BGPRouterID}, {"bgp-peer", strings.Join(c.BGPPeers, " ")},
 			{"bgp-source-address", c.BGPSourceAddress}, {"bgp-next-hop-ipv6", c.BGPNextHopIPv6},
-			{"bgp-pool-attrs", strings.Join(c.BGPPoolAttrs, " ")},
+			{"bgp-pool-attrs", strings.Join(c.BGPPoolAttrs, " ")}, {"bgp-password-file", c.BGPPasswordFile},
 		} {
 			if f.v != "" {
 				return flagErr(f.flag, f.v, "only used with --mode bgp (the mode is %s)", p.Mode)
@@ -65,6 +66,9 @@ func (p *Parsed) parseBGP() error {
 	}
 	s.AS = as
 	if err := s.parsePeers(c.BGPPeers); err != nil {
+		return err
+	}
+	if err := s.readPassword(c.BGPPasswordFile); err != nil {
 		return err
 	}
 	if p.Advertise.Unmap().Is4() {
@@ -120,6 +124,33 @@ func (s *bgpSettings) parsePeers(raw []string) error {
 		}
 		seen[peer.Address] = true
 		s.Peers = append(s.Peers, peer)
+	}
+	return nil
+}
+
+// readPassword sets the password of every router from --bgp-password-file: one
+// line, taken as is but for the line break. A router that also has password= in
+// --bgp-peer is refused, so there is never a doubt which password a session uses.
+func (s *bgpSettings) readPassword(path string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return flagErr("bgp-password-file", path, "cannot read the BGP password: %v", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	switch {
+	case pw == "":
+		return flagErr("bgp-password-file", path, "the file is empty; it must hold the TCP MD5 password")
+	case strings.ContainsAny(pw, "\r\n"):
+		return flagErr("bgp-password-file", path, "the file has more than one line; it must hold only the TCP MD5 password")
+	}
+	for i := range s.Peers {
+		if s.Peers[i].Password != "" {
+			return flagErr("bgp-password-file", path, "router %s also has password= in --bgp-peer; give the password in one place", s.Peers[i].Address)
+		}
+		s.Peers[i].Password = pw
 	}
 	return nil
 }

@@ -50,12 +50,19 @@ type Config struct {
 	BGPSourceAddress string
 	BGPNextHopIPv6   string
 	BGPPoolAttrs     []string // POOL=ATTRS
+	// BGPPasswordFile holds the TCP MD5 password of every --bgp-peer, so the
+	// password is not in the pod spec or the process arguments.
+	BGPPasswordFile string
 
 	TLSCACert         string
 	TLSCAKey          string
 	TLSCert           string
 	TLSKey            string
 	InsecureTransport bool
+	// PeerCertLifetime is the lifetime of a certificate issued with --tls-ca-key
+	// (renewed at two thirds of it); zero means seven days. Short values are for
+	// tests of renewal.
+	PeerCertLifetime time.Duration
 
 	Raft                 raftstore.Timeouts
 	FenceTimeout         time.Duration
@@ -310,6 +317,9 @@ func (p *Parsed) checkTLS() error {
 	}
 	if p.TLSCert != "" && p.TLSCAKey != "" {
 		return flagErr("tls-ca-key", p.TLSCAKey, "give either --tls-ca-key or --tls-cert/--tls-key, not both")
+	}
+	if p.PeerCertLifetime != 0 && p.PeerCertLifetime < minPeerCertLifetime {
+		return flagErr("peer-cert-lifetime", p.PeerCertLifetime.String(), "must be at least %s", minPeerCertLifetime)
 	}
 	for _, f := range p.tlsFiles() {
 		if f.path == "" {

@@ -42,6 +42,8 @@ type Daemon struct {
 	services serviceSource
 	// bgp is the BGP speaker and the VIPs held on lo (bgp mode only).
 	bgp *bgpAdvertiser
+	// certs renews the Raft peer certificate; nil on an insecure transport.
+	certs *raftstore.CertSource
 
 	mu        sync.Mutex
 	apiHealth *bool // nil until the first check
@@ -61,14 +63,22 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 				"nice", cfg.Nice, "err", err)
 		}
 	}
-	tlsConf, err := cfg.transportTLS()
+	tlsConf, certs, err := cfg.transportTLS(log)
 	if err != nil {
 		return err
 	}
 	if tlsConf == nil {
 		log.Warn("raft transport is NOT authenticated (--insecure-transport): anyone who can reach the raft port can join, vote and rewrite VIP ownership; use only in labs")
 	}
-	d := &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	// Bound before Raft starts: an address that cannot be bound stops the agent
+	// before it touches the interface or joins the cluster, with one line naming the flag.
+	statusLn, err := listenStatus(cfg.StatusAddress, log)
+	if err != nil {
+		return err
+	}
+	defer statusLn.Close()
+
+	d := &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry(), certs: certs}
 	d.m = newMetrics()
 	announceEvery := announceCheckInterval(cfg)
 	if cfg.Mode == ModeBGP {
@@ -81,6 +91,9 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.reg.MustRegister(d.m.collectors()...)
 	d.reg.MustRegister(vip.Collectors()...)
+	if certs != nil {
+		d.reg.MustRegister(certs.Collectors()...)
+	}
 
 	if cfg.Mode == ModeBGP {
 		// VIPs go on lo, never on the segment interface, and are advertised to routers.
@@ -135,11 +148,6 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	log.Info("raft started", "address", cfg.RaftAddr, "voter", cfg.IsVoter, "peers", len(cfg.Peers),
 		"heartbeat", cfg.Raft.Heartbeat, "election", cfg.Raft.Election, "leader_lease", cfg.Raft.LeaderLease)
 
-	statusLn, err := net.Listen("tcp", cfg.StatusAddress)
-	if err != nil {
-		_ = node.Shutdown(shutdownBudget)
-		return fmt.Errorf("--status-address %q: %w", cfg.StatusAddress, err)
-	}
 	srv := &http.Server{Handler: newStatusHandler(d, d.reg, log), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(statusLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -157,6 +165,9 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			f(loops)
 			log.Debug("loop stopped", "loop", name)
 		}()
+	}
+	if certs != nil {
+		start("cert-renewal", certs.Run)
 	}
 	// In bgp mode the advertise loop stops first on shutdown, so routers move traffic
 	// away before anything else stops.
@@ -270,6 +281,10 @@ func (d *Daemon) RaftStatus() RaftStatus {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		st.BGPSessions = d.bgp.sessions(ctx)
 		cancel()
+	}
+	if d.certs != nil {
+		cs := d.certs.Status()
+		st.Certificate = &cs
 	}
 	d.mu.Lock()
 	st.APIServerHealthy = d.apiHealth

@@ -3,7 +3,9 @@ package daemon
 import (
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,9 @@ type RaftStatus struct {
 	Warnings          []string `json:"warnings,omitempty"`
 	// BGPSessions are this node's sessions with its routers (bgp mode only).
 	BGPSessions []BGPSession `json:"bgp_sessions,omitempty"`
+	// Certificate is the Raft peer certificate in use and its renewals; absent on
+	// an insecure transport.
+	Certificate *raftstore.CertStatus `json:"certificate,omitempty"`
 }
 
 // BGPSession is one router session in /raft/status, so an operator sees at a glance
@@ -59,7 +64,11 @@ func newStatusHandler(src statusSource, reg *prometheus.Registry, log *slog.Logg
 	mux.HandleFunc("GET /raft/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, src.RaftStatus())
 	})
-	mux.HandleFunc("GET /state", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
+		if !fromThisHost(r) {
+			http.Error(w, "/state lists every allocation and VIP owner and is served to clients on this node only", http.StatusForbidden)
+			return
+		}
 		writeJSON(w, http.StatusOK, src.State())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -79,4 +88,44 @@ func newStatusHandler(src statusSource, reg *prometheus.Registry, log *slog.Logg
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// listenStatus binds the status server. A status address that is not loopback
+// serves /raft/status and /metrics to anyone who can reach it, so that is
+// logged once as a warning (see docs/operations.md for what they reveal).
+func listenStatus(addr string, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, flagErr("status-address", addr, "cannot listen: %v", err)
+	}
+	if !isLoopback(ln.Addr()) {
+		log.Warn("status server reachable from other hosts without authentication: /raft/status shows members and addresses, /metrics the node's state; /state stays local-only",
+			"address", ln.Addr().String())
+	}
+	return ln, nil
+}
+
+// isLoopback reports whether a listener's address accepts only local clients.
+func isLoopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// fromThisHost reports whether a request comes from this node: over loopback,
+// or to one of the node's own addresses from that same address (the source
+// address the kernel picks when a host connects to itself).
+func fromThisHost(r *http.Request) bool {
+	remote, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	if remote.Addr().Unmap().IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lp, err := netip.ParseAddrPort(local.String())
+	return err == nil && lp.Addr().Unmap() == remote.Addr().Unmap()
 }

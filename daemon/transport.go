@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"crypto/tls"
-	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -10,43 +10,64 @@ import (
 	"github.com/raftvip/raftvip/raftstore"
 )
 
-// peerCertTTL is the lifetime of a peer certificate issued from the cluster CA at start.
-// Short, because the CA key is at hand to issue a new one on every restart.
-const peerCertTTL = 7 * 24 * time.Hour
+// defaultPeerCertLifetime is the lifetime of a peer certificate the node issues
+// itself from the cluster CA. It is renewed at two thirds of that, so a node
+// whose renewals fail has more than two days to be noticed (the expiry is in
+// /metrics and `raftvip status`) before new handshakes fail.
+const defaultPeerCertLifetime = 7 * 24 * time.Hour
 
-// transportTLS builds the mutual TLS configuration for Raft traffic, or nil for
-// --insecure-transport. With --tls-ca-key the node issues its own peer certificate
-// for its node name and advertise address.
-func (p *Parsed) transportTLS() (*tls.Config, error) {
+// minPeerCertLifetime keeps a renewal (at two thirds of the lifetime) well
+// clear of the time a handshake and a scheduling stall take. X.509 times have
+// whole seconds, so a certificate issued for 3s lives 2-3s.
+const minPeerCertLifetime = 3 * time.Second
+
+// certFilePoll is how often --tls-cert/--tls-key are checked for changes. A
+// replaced pair is in use within two polls: long before any sensible
+// certificate lifetime runs out, and a stat of two files costs nothing.
+const certFilePoll = 10 * time.Second
+
+// transportTLS builds the mutual TLS configuration for Raft traffic and the
+// source that keeps its certificate fresh, or nil, nil for --insecure-transport.
+// With --tls-ca-key the node issues its own peer certificate for its node name
+// and advertise address and renews it before it expires; with --tls-cert the
+// files are re-read when they change. The source does nothing until its Run.
+func (p *Parsed) transportTLS(log *slog.Logger) (*tls.Config, *raftstore.CertSource, error) {
 	if p.InsecureTransport {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ca, err := raftstore.LoadCAPool(p.TLSCACert)
 	if err != nil {
-		return nil, &FlagError{Flag: "tls-ca-cert", Value: p.TLSCACert, Err: err}
+		return nil, nil, &FlagError{Flag: "tls-ca-cert", Value: p.TLSCACert, Err: err}
 	}
-	var cert tls.Certificate
+	var src *raftstore.CertSource
 	if p.TLSCAKey != "" {
 		caPEM, err := os.ReadFile(p.TLSCACert)
 		if err != nil {
-			return nil, flagErr("tls-ca-cert", p.TLSCACert, "%v", err)
+			return nil, nil, flagErr("tls-ca-cert", p.TLSCACert, "%v", err)
 		}
 		keyPEM, err := os.ReadFile(p.TLSCAKey)
 		if err != nil {
-			return nil, flagErr("tls-ca-key", p.TLSCAKey, "%v", err)
+			return nil, nil, flagErr("tls-ca-key", p.TLSCAKey, "%v", err)
 		}
-		cert, err = raftstore.IssuePeerCert(caPEM, keyPEM, p.NodeName, []net.IP{p.Advertise.AsSlice()}, peerCertTTL)
+		lifetime := p.PeerCertLifetime
+		if lifetime == 0 {
+			lifetime = defaultPeerCertLifetime
+		}
+		ips := []net.IP{p.Advertise.AsSlice()}
+		// The CA is read once: renewals never depend on the files staying put,
+		// and a CA replaced on disk (which peers would not trust yet) is not used
+		// before a restart.
+		src, err = raftstore.NewIssuedCertSource(func() (tls.Certificate, error) {
+			return raftstore.IssuePeerCert(caPEM, keyPEM, p.NodeName, ips, lifetime)
+		}, log)
 		if err != nil {
-			return nil, flagErr("tls-ca-key", p.TLSCAKey, "issue peer certificate: %v", err)
+			return nil, nil, flagErr("tls-ca-key", p.TLSCAKey, "issue peer certificate: %v", err)
 		}
 	} else {
-		cert, err = tls.LoadX509KeyPair(p.TLSCert, p.TLSKey)
+		src, err = raftstore.NewFileCertSource(p.TLSCert, p.TLSKey, certFilePoll, log)
 		if err != nil {
-			return nil, flagErr("tls-cert", p.TLSCert, "load with --tls-key %q: %v", p.TLSKey, err)
+			return nil, nil, flagErr("tls-cert", p.TLSCert, "%v", err)
 		}
 	}
-	if len(cert.Certificate) == 0 {
-		return nil, fmt.Errorf("peer certificate is empty")
-	}
-	return raftstore.MutualTLSConfig(cert, ca), nil
+	return src.TLSConfig(ca), src, nil
 }

@@ -45,6 +45,13 @@ func (b *logBuffer) lines(subs ...string) []string {
 	return out
 }
 
+// count returns how often s occurs in the log.
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
 // newLoggedCluster is newCluster with every node logging into logs.
 func newLoggedCluster(t *testing.T, ca *testCA, logs *logBuffer) *cluster {
 	t.Helper()

@@ -27,11 +27,15 @@ type Options struct {
 	DataDir       string
 	StatusAddress string
 	HostPaths     []string // files the agent reads (certificates, kubeconfig): mounted read-only
+	// HostDirs are directories mounted read-only because the agent re-reads files
+	// in them (--tls-cert/--tls-key): a file replaced by renaming a new one over it
+	// is seen through a directory mount, never through a mount of the old file.
+	HostDirs []string
 }
 
 // Render returns the manifest as YAML.
 func Render(o Options) ([]byte, error) {
-	_, portStr, err := net.SplitHostPort(o.StatusAddress)
+	host, portStr, err := net.SplitHostPort(o.StatusAddress)
 	if err != nil {
 		return nil, fmt.Errorf("--status-address %q: %w", o.StatusAddress, err)
 	}
@@ -41,6 +45,7 @@ func Render(o Options) ([]byte, error) {
 	}
 	dirOrCreate := corev1.HostPathDirectoryOrCreate
 	file := corev1.HostPathFile
+	dir := corev1.HostPathDirectory
 	no := false
 	yes := true
 	c := corev1.Container{
@@ -65,7 +70,7 @@ func Render(o Options) ([]byte, error) {
 		},
 		LivenessProbe: &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Host: "127.0.0.1", Path: "/healthz", Port: intstr.FromInt32(int32(port)),
+				Host: probeHost(host), Path: "/healthz", Port: intstr.FromInt32(int32(port)),
 			}},
 			InitialDelaySeconds: 5, PeriodSeconds: 10, TimeoutSeconds: 3, FailureThreshold: 3,
 		},
@@ -88,16 +93,25 @@ func Render(o Options) ([]byte, error) {
 			}},
 		},
 	}
-	for i, p := range o.HostPaths {
-		name := fmt.Sprintf("file-%d", i)
+	mount := func(name, p string, typ *corev1.HostPathType) {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
 			Name:         name,
-			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: p, Type: &file}},
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: p, Type: typ}},
 		})
 		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts,
 			corev1.VolumeMount{Name: name, MountPath: p, ReadOnly: true})
 	}
-	if len(o.HostPaths) > 0 {
+	dirs := map[string]bool{}
+	for i, d := range o.HostDirs {
+		dirs[d] = true
+		mount(fmt.Sprintf("dir-%d", i), d, &dir)
+	}
+	for i, p := range o.HostPaths {
+		if !dirs[filepath.Dir(p)] {
+			mount(fmt.Sprintf("file-%d", i), p, &file)
+		}
+	}
+	if len(o.HostPaths) > 0 || len(o.HostDirs) > 0 {
 		// kubeadm's PKI files are root-owned 0600: the agent reads them as root.
 		root := int64(0)
 		pod.Spec.Containers[0].SecurityContext.RunAsUser = &root
@@ -122,4 +136,25 @@ func MountedFiles(paths ...string) []string {
 		out = append(out, filepath.Clean(p))
 	}
 	return out
+}
+
+// MountedDirs is the directories of paths, in a stable order, without duplicates.
+func MountedDirs(paths ...string) []string {
+	var dirs []string
+	for _, p := range paths {
+		if p != "" {
+			dirs = append(dirs, filepath.Dir(filepath.Clean(p)))
+		}
+	}
+	return MountedFiles(dirs...)
+}
+
+// probeHost is where the kubelet sends the liveness probe: the status server's
+// own address when it is bound to one, loopback when it listens on every address.
+// The probe never depends on the status server being exposed.
+func probeHost(host string) string {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "127.0.0.1"
+	}
+	return host
 }
