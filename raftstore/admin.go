@@ -114,7 +114,10 @@ func (n *Node) RemoveMember(id string, timeout time.Duration) error {
 	if addr == "" {
 		return fmt.Errorf("remove %q: %w: a membership change needs a quorum; if a majority is gone for good, see raftvip recover", id, ErrNoLeader)
 	}
-	return n.request(addr, forwardRequest{Op: "remove", ID: id}, timeout)
+	if err := n.request(addr, forwardRequest{Op: "remove", ID: id}, timeout); err != nil {
+		return fmt.Errorf("remove %q through the leader at %s: %w; a membership change needs a quorum; if a majority is gone for good, see raftvip recover", id, addr, err)
+	}
+	return nil
 }
 
 // removeMember is RemoveMember on the leader.
