@@ -40,6 +40,9 @@ func newApp() *cli.App {
 			agentCommand(),
 			statusCommand(),
 			manifestCommand(),
+			membersCommand(),
+			snapshotCommand(),
+			recoverCommand(),
 			{
 				Name:  "version",
 				Usage: "print version, commit and Go version",

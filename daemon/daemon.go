@@ -155,6 +155,13 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		}
 	}()
 	log.Info("status server listening", "address", statusLn.Addr().String())
+	stopAdmin, err := d.startAdmin()
+	if err != nil {
+		_ = srv.Close()
+		_ = node.Shutdown(shutdownBudget)
+		return fmt.Errorf("start the admin socket: %w", err)
+	}
+	defer stopAdmin()
 
 	loops, cancelLoops := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

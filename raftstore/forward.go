@@ -21,9 +21,9 @@ var ErrNoLeader = errors.New("no known raft leader")
 
 // forwardRequest is one request a follower sends the leader.
 type forwardRequest struct {
-	Op      string `json:"op"`                // "apply", "join", "read-index" or "probe"
+	Op      string `json:"op"`                // "apply", "join", "read-index", "probe", "members" or "remove"
 	Command []byte `json:"command,omitempty"` // Encode output, for apply
-	ID      string `json:"id,omitempty"`      // for join
+	ID      string `json:"id,omitempty"`      // for join and remove
 	Address string `json:"address,omitempty"` // for join
 }
 
@@ -38,6 +38,8 @@ type forwardResponse struct {
 	Members int `json:"members,omitempty"`
 	// Node answers a probe: the answering node's name, so an operator sees who.
 	Node string `json:"node,omitempty"`
+	// List answers "members" (see admin.go).
+	List *MemberList `json:"list,omitempty"`
 }
 
 // Forward commits c through the leader from any node: on the leader it is Apply, on
@@ -185,6 +187,8 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 		return forwardResponse{Error: ErrNotLeader.Error(), Leader: addr}
 	}
 	switch req.Op {
+	case "members", "remove":
+		return n.handleAdminForward(peer, req)
 	case "apply":
 		c, err := Decode(req.Command)
 		if err != nil {
