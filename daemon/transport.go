@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/raftvip/raftvip/raftstore"
@@ -68,6 +71,24 @@ func (p *Parsed) transportTLS(log *slog.Logger) (*tls.Config, *raftstore.CertSou
 		if err != nil {
 			return nil, nil, flagErr("tls-cert", p.TLSCert, "%v", err)
 		}
+		if err := checkOwnCert(src.Leaf(), p.NodeName, p.IsVoter); err != nil {
+			return nil, nil, flagErr("tls-cert", p.TLSCert, "%v", err)
+		}
 	}
 	return src.TLSConfig(ca), src, nil
+}
+
+// checkOwnCert refuses a --tls-cert that peers would refuse later, at start
+// instead of at the first handshake: its CommonName must be this node's name (the
+// transport checks every RPC's sender against it), and a control-plane node's must
+// carry ControlPlaneOrganization, without which nodes that know no configuration
+// yet refuse it as a leader.
+func checkOwnCert(leaf *x509.Certificate, nodeName string, voter bool) error {
+	if leaf.Subject.CommonName != nodeName {
+		return fmt.Errorf("certificate is for %q but --node-name is %q: peers check every Raft message against the certificate's name", leaf.Subject.CommonName, nodeName)
+	}
+	if voter && !slices.Contains(leaf.Subject.Organization, raftstore.ControlPlaneOrganization) {
+		return fmt.Errorf("certificate of control-plane node %q has no Organization %q: issue it with that O=, or give --tls-ca-key", nodeName, raftstore.ControlPlaneOrganization)
+	}
+	return nil
 }

@@ -181,3 +181,56 @@ func mustWrite(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckOwnCert(t *testing.T) {
+	cert := func(cn string, orgs ...string) *x509.Certificate {
+		return &x509.Certificate{Subject: pkix.Name{CommonName: cn, Organization: orgs}}
+	}
+	for _, tc := range []struct {
+		name  string
+		leaf  *x509.Certificate
+		voter bool
+		want  string
+	}{
+		{"voter with the control-plane O", cert("cp1", raftstore.ControlPlaneOrganization), true, ""},
+		{"voter among other Os", cert("cp1", "system:masters", raftstore.ControlPlaneOrganization), true, ""},
+		{"worker without the O", cert("cp1"), false, ""},
+		{"worker with the O", cert("cp1", raftstore.ControlPlaneOrganization), false, ""},
+		{"voter without the O", cert("cp1", "system:nodes"), true, `has no Organization "raftvip:control-plane"`},
+		{"name of another node", cert("cp2", raftstore.ControlPlaneOrganization), true, `certificate is for "cp2" but --node-name is "cp1"`},
+		{"name differs in case", cert("CP1", raftstore.ControlPlaneOrganization), false, `is for "CP1"`},
+		{"empty name", cert("", raftstore.ControlPlaneOrganization), true, `is for ""`},
+	} {
+		err := checkOwnCert(tc.leaf, "cp1", tc.voter)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestTransportTLSRefusesCertOfAnotherNode(t *testing.T) {
+	dir := t.TempDir()
+	caCert, caKey := writeTestCA(t, dir)
+	cert, err := raftstore.IssuePeerCert(mustRead(t, caCert), mustRead(t, caKey), "someone-else", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	mustWrite(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}))
+	mustWrite(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	c := tlsConfig(t)
+	c.TLSCACert, c.TLSCAKey, c.TLSCert, c.TLSKey = caCert, "", certFile, keyFile
+	p, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = p.transportTLS(slog.New(slog.DiscardHandler))
+	var fe *FlagError
+	if !errors.As(err, &fe) || fe.Flag != "tls-cert" || !strings.Contains(err.Error(), `"someone-else"`) || !strings.Contains(err.Error(), certFile) {
+		t.Fatalf("certificate of another node: %v", err)
+	}
+}
