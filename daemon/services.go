@@ -69,6 +69,7 @@ type serviceController struct {
 	unsent        map[string]unsent // what committed decisions whose status write failed still owe
 	barrierTerm   uint64
 	warnedNoPools bool
+	warnedNoClass bool
 }
 
 type serviceMetrics struct {
@@ -172,7 +173,7 @@ func (s *serviceController) run(ctx context.Context, client kubernetes.Interface
 }
 
 // followLeadership requeues every Service, and every key holding an allocation, when
-// this node becomes leader or the committed pools change: the new leader rewrites
+// this node becomes leader or the committed pools or loadBalancerClass change: the new leader rewrites
 // status and releases what belongs to deleted Services, and pending Services get
 // another chance (or an Event when their address left every pool).
 func (s *serviceController) followLeadership(ctx context.Context) {
@@ -180,6 +181,7 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 	defer tick.Stop()
 	wasLeader := false
 	var pools map[string]raftstore.Pool
+	var class *string
 	changed := s.node.Changed()
 	stateMoved := true
 	for {
@@ -188,7 +190,7 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 			changed = s.node.Changed()
 			st := s.node.State()
 			s.m.allocations.Set(float64(len(st.Allocations)))
-			if leader && (!wasLeader || !reflect.DeepEqual(pools, st.Pools)) {
+			if leader && (!wasLeader || !reflect.DeepEqual(pools, st.Pools) || !reflect.DeepEqual(class, st.LBClass)) {
 				keys := make([]string, 0, len(st.Allocations))
 				for k := range st.Allocations {
 					keys = append(keys, k)
@@ -197,7 +199,7 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 				s.w.Load().RequeueAll()
 				s.w.Load().Requeue(keys...)
 			}
-			pools = st.Pools
+			pools, class = st.Pools, st.LBClass
 		}
 		wasLeader = leader
 		stateMoved = false
@@ -268,6 +270,9 @@ func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Up
 		s.barrierTerm = st.Term
 	}
 	state := s.node.State()
+	if !s.serving(state.LBClass, updates) {
+		return nil
+	}
 	pools, err := poolsFromState(state.Pools)
 	if err != nil {
 		return failAll(updates, err)
@@ -362,6 +367,35 @@ func (d *svcDecision) allEvents() []peerEvent {
 		out = append(out, peerEvent{ref: d.ref, svcEvent: e})
 	}
 	return append(out, d.peerEvents...)
+}
+
+// serving reports whether the batch's views were computed for the committed
+// loadBalancerClass. Nothing is decided before a class is committed (the leader
+// commits its --lb-class right after winning; committing requeues every Service),
+// and when the committed class is not the one the views were computed for, the
+// watcher switches to it and the batch is decided again. A leader's own --lb-class
+// therefore never releases the allocations of the committed class.
+func (s *serviceController) serving(committed *string, updates []watchers.Update) bool {
+	if committed == nil {
+		if !s.warnedNoClass {
+			s.log.Warn("no loadBalancerClass committed yet: LoadBalancer Services wait for the leader to commit its --lb-class")
+		}
+		s.warnedNoClass = true
+		return false
+	}
+	s.warnedNoClass = false
+	w := s.w.Load()
+	if w.LBClass() == *committed {
+		return true
+	}
+	s.log.Info("serving the committed loadBalancerClass", "lb_class", *committed, "was", w.LBClass())
+	w.SetLBClass(*committed)
+	keys := make([]string, len(updates))
+	for i, u := range updates {
+		keys[i] = u.Key
+	}
+	w.Requeue(keys...)
+	return false
 }
 
 func failAll(updates []watchers.Update, err error) map[string]error {
@@ -494,10 +528,11 @@ func (d *svcDecision) setIngress(v *watchers.View, ips []netip.Addr) {
 }
 
 func (s *serviceController) notOursReason() string {
-	if s.lbClass == "" {
+	class := s.w.Load().LBClass()
+	if class == "" {
 		return "the Service is no longer of type LoadBalancer without a loadBalancerClass"
 	}
-	return fmt.Sprintf("the Service is no longer of type LoadBalancer with loadBalancerClass %q", s.lbClass)
+	return fmt.Sprintf("the Service is no longer of type LoadBalancer with loadBalancerClass %q", class)
 }
 
 // commit applies the batch's commands in as few Raft entries as possible. A failed

@@ -28,7 +28,9 @@ func (h *svcHarness) update(t *testing.T, name string, f func(*corev1.Service)) 
 }
 
 func withPort(port int32) svcOpt {
-	return func(s *corev1.Service) { s.Spec.Ports = []corev1.ServicePort{{Port: port, Protocol: corev1.ProtocolTCP}} }
+	return func(s *corev1.Service) {
+		s.Spec.Ports = []corev1.ServicePort{{Port: port, Protocol: corev1.ProtocolTCP}}
+	}
 }
 
 // A Service Pending because the address it requests is held by another Service is
