@@ -16,11 +16,13 @@ type lbClassPlan struct {
 
 // planLBClass decides whether the leader commits its --lb-class. The committed class
 // wins over any one voter's flag, because a leader serving another class would
-// release every allocation of the committed one and clear their status. So the first
-// leader commits its flag when nothing is committed and no voter reported another
-// class; later the class changes only once every voter reports the new one (the
-// operator changed the flag everywhere). Until then the leader keeps serving the
-// committed class and reports the drift.
+// release every allocation of the committed one and clear their status. So when
+// nothing is committed the leader commits its flag once a majority of the voters
+// (itself included) reported it and none reported another class: a lone voter with
+// a stray flag cannot win the first election and impose it. Later the class changes
+// only once every voter reports the new one (the operator changed the flag
+// everywhere). Until then the leader keeps serving the committed class and reports
+// the drift.
 func planLBClass(flag string, committed *string, voters []string, nodes map[string]raftstore.NodeInfo) lbClassPlan {
 	if committed != nil && *committed == flag {
 		return lbClassPlan{}
@@ -38,7 +40,7 @@ func planLBClass(flag string, committed *string, voters []string, nodes map[stri
 	slices.Sort(differ)
 	if committed == nil {
 		if len(differ) == 0 {
-			return lbClassPlan{commit: true}
+			return lbClassPlan{commit: len(agree) > len(voters)/2}
 		}
 		return lbClassPlan{drift: fmt.Sprintf("voters disagree on --lb-class (this node %q, %s); no class is committed and Services wait until they agree",
 			flag, strings.Join(differ, ", "))}

@@ -31,10 +31,12 @@ func TestPlanLBClass(t *testing.T) {
 		commit    bool
 		drift     string // substring; "" means no drift
 	}{
-		{name: "first leader, nothing reported", flag: "example.com/a", commit: true},
+		{name: "first leader, nothing reported", flag: "example.com/a"},
 		{name: "first leader, all agree", flag: "example.com/a", nodes: reports(a, a, a), commit: true},
-		{name: "first leader, others not reported yet", flag: "example.com/a", nodes: reports(a), commit: true},
-		{name: "first leader, old voters without the field", flag: "", nodes: reports(nil, nil, b), commit: true},
+		{name: "first leader, a majority agrees", flag: "example.com/a", nodes: reports(a, a), commit: true},
+		{name: "first leader, only itself reported", flag: "example.com/a", nodes: reports(a)},
+		{name: "first leader, old voters without the field", flag: "", nodes: reports(nil, nil, b)},
+		{name: "first leader, one old voter without the field", flag: "", nodes: reports(b, nil, b), commit: true},
 		{name: "first leader, a voter disagrees", flag: "example.com/a", nodes: reports(a, b, a),
 			drift: `voters disagree on --lb-class (this node "example.com/a", cp2=""); no class is committed`},
 		{name: "matches the committed class", flag: "example.com/a", committed: a, nodes: reports(a, b, a)},
