@@ -129,7 +129,6 @@ func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
 			}
 		}
 	})
-	return e
 }
 
 func freePort(t testing.TB) int {
