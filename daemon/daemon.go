@@ -48,6 +48,9 @@ type Daemon struct {
 	mu        sync.Mutex
 	apiHealth *bool // nil until the first check
 	draining  bool  // set on SIGTERM: the leader moves this node's VIPs away
+	// classDrift is why this node's --lb-class is not what is served ("" when it
+	// is), kept by the leader loop for /raft/status.
+	classDrift string
 }
 
 // Run starts the agent and blocks until ctx is cancelled (SIGTERM/SIGINT), then stops
@@ -295,7 +298,12 @@ func (d *Daemon) RaftStatus() RaftStatus {
 	}
 	d.mu.Lock()
 	st.APIServerHealthy = d.apiHealth
+	if d.classDrift != "" {
+		st.LBClassMismatch = true
+		st.Warnings = append(st.Warnings, d.classDrift)
+	}
 	d.mu.Unlock()
+	st.LBClass = d.node.State().LBClass
 	if drift := poolDrift(d.cfg.Pools, d.node.State().Pools); drift != "" {
 		st.PoolFlagsMismatch = true
 		st.Warnings = append(st.Warnings, drift)

@@ -59,6 +59,7 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 func (d *Daemon) report() bool {
 	// The link is read outside the lock: it is a netlink round trip.
 	ifUp := d.bgp != nil || (d.holder != nil && interfaceUp(d.cfg.Interface))
+	class := d.cfg.LBClass
 	d.mu.Lock()
 	info := raftstore.NodeInfo{
 		Name:             d.cfg.NodeName,
@@ -68,6 +69,7 @@ func (d *Daemon) report() bool {
 		InterfaceUp:      ifUp,
 		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
+		LBClass:          &class,
 	}
 	d.mu.Unlock()
 	if !d.cfg.IsVoter {
@@ -113,6 +115,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		if !d.node.IsLeader() {
 			leaderSince = time.Time{}
 			drift = d.warnPoolDrift(drift)
+			d.noteClassDrift(lbClassDrift(d.cfg.LBClass, d.node.State().LBClass))
 			continue
 		}
 		if leaderSince.IsZero() {
@@ -124,6 +127,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		d.syncLBClass(st, servers)
 		contacts := d.node.PeerContacts(servers)
 		if d.cfg.Mode == ModeBGP {
 			d.decideAdvertisers(st, servers, contacts, leaderSince)
@@ -166,6 +170,43 @@ func (d *Daemon) warnPoolDrift(last string) string {
 		d.log.Info("pool flags match the committed pools again")
 	}
 	return drift
+}
+
+// syncLBClass commits the leader's --lb-class when planLBClass says so, and otherwise
+// keeps the committed class and reports the drift: a leader never serves its own
+// class against the committed one.
+func (d *Daemon) syncLBClass(st raftstore.State, servers []raftstore.Server) {
+	var voters []string
+	for _, s := range servers {
+		if s.Suffrage == raftstore.SuffrageVoter {
+			voters = append(voters, s.ID)
+		}
+	}
+	plan := planLBClass(d.cfg.LBClass, st.LBClass, voters, st.Nodes)
+	d.noteClassDrift(plan.drift)
+	if !plan.commit {
+		return
+	}
+	if err := d.node.Apply(raftstore.SetLBClass{Class: d.cfg.LBClass}, reportTimeout); err != nil {
+		d.log.Error("commit lb class", "err", err)
+		return
+	}
+	d.log.Info("committed the loadBalancerClass from this leader's --lb-class", "lb_class", d.cfg.LBClass)
+}
+
+// noteClassDrift records the --lb-class drift for /raft/status and logs one line
+// each time it starts, changes or ends.
+func (d *Daemon) noteClassDrift(drift string) {
+	d.mu.Lock()
+	last := d.classDrift
+	d.classDrift = drift
+	d.mu.Unlock()
+	switch {
+	case drift != "" && drift != last:
+		d.log.Warn("lb-class flag differs from the committed class", "detail", drift)
+	case drift == "" && last != "":
+		d.log.Info("lb-class flag matches the committed class again")
+	}
 }
 
 // syncPools commits the leader's --pool flags when they differ from the committed set.

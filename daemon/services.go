@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -65,9 +64,12 @@ type serviceController struct {
 	out atomic.Pointer[watchers.Writer]
 
 	// Owned by the reconcile (the watcher's single worker goroutine).
-	pending       map[string]bool // Services left without addresses; true: retried when some are freed
+	pending       map[string]bool   // Services left without addresses; true: retried when another Service unblocks them
+	partial       map[string]bool   // PreferDualStack Services holding one family: retried when addresses are freed
+	unsent        map[string]unsent // what committed decisions whose status write failed still owe
 	barrierTerm   uint64
 	warnedNoPools bool
+	warnedNoClass bool
 }
 
 type serviceMetrics struct {
@@ -133,6 +135,8 @@ func newServiceControllerFor(node serviceRaft, kubeconfig, lbClass string, log *
 		m:          newServiceMetrics(),
 		wm:         watchers.NewMetrics(),
 		pending:    map[string]bool{},
+		partial:    map[string]bool{},
+		unsent:     map[string]unsent{},
 	}
 	if reg != nil {
 		for _, c := range append(s.m.collectors(), s.wm.Collectors()...) {
@@ -169,7 +173,7 @@ func (s *serviceController) run(ctx context.Context, client kubernetes.Interface
 }
 
 // followLeadership requeues every Service, and every key holding an allocation, when
-// this node becomes leader or the committed pools change: the new leader rewrites
+// this node becomes leader or the committed pools or loadBalancerClass change: the new leader rewrites
 // status and releases what belongs to deleted Services, and pending Services get
 // another chance (or an Event when their address left every pool).
 func (s *serviceController) followLeadership(ctx context.Context) {
@@ -177,6 +181,7 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 	defer tick.Stop()
 	wasLeader := false
 	var pools map[string]raftstore.Pool
+	var class *string
 	changed := s.node.Changed()
 	stateMoved := true
 	for {
@@ -185,7 +190,7 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 			changed = s.node.Changed()
 			st := s.node.State()
 			s.m.allocations.Set(float64(len(st.Allocations)))
-			if leader && (!wasLeader || !reflect.DeepEqual(pools, st.Pools)) {
+			if leader && (!wasLeader || !reflect.DeepEqual(pools, st.Pools) || !reflect.DeepEqual(class, st.LBClass)) {
 				keys := make([]string, 0, len(st.Allocations))
 				for k := range st.Allocations {
 					keys = append(keys, k)
@@ -194,7 +199,7 @@ func (s *serviceController) followLeadership(ctx context.Context) {
 				s.w.Load().RequeueAll()
 				s.w.Load().Requeue(keys...)
 			}
-			pools = st.Pools
+			pools, class = st.Pools, st.LBClass
 		}
 		wasLeader = leader
 		stateMoved = false
@@ -218,8 +223,11 @@ type svcDecision struct {
 	events       []svcEvent
 	peerEvents   []peerEvent // on the other Service of an adoption conflict
 	pending      bool
-	needsSpace   bool // pending for lack of free addresses: retried when some are freed
-	freed        bool // addresses went back to the pools: pending Services may fit now
+	waits        bool         // pending because of other Services (ipam.Waits): retried when one unblocks it
+	partial      bool         // PreferDualStack holding fewer families than it wants (ipam.Missing)
+	unblocks     bool         // addresses freed or sharing needs changed (ipam.Unblocks): waiting Services may fit now
+	carried      unsent       // owed by an earlier commit of this Service whose status write failed
+	clears       []netip.Addr // our addresses this decision clears from the status of a Service no longer ours
 	summary      string
 }
 
@@ -229,8 +237,17 @@ type svcEvent struct {
 	msg     string
 }
 
-// peerEvent is an Event for another Service than the one decided: the holder of an
-// address the decided Service showed in status, so both hear of the conflict.
+// unsent is what a committed decision still owes its Service after the status write
+// failed: its Events, and the clearing of addresses from the status of a Service that
+// stopped being ours (its allocation is gone, so the retry cannot tell they were ours).
+type unsent struct {
+	events []peerEvent
+	clears []netip.Addr
+}
+
+// peerEvent is an Event with the Service it is about: the holder of an address the
+// decided Service showed in status (so both hear of the conflict), or an Event kept
+// for the retry of a failed status write.
 type peerEvent struct {
 	ref watchers.ServiceRef
 	svcEvent
@@ -253,6 +270,9 @@ func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Up
 		s.barrierTerm = st.Term
 	}
 	state := s.node.State()
+	if !s.serving(state.LBClass, updates) {
+		return nil
+	}
 	pools, err := poolsFromState(state.Pools)
 	if err != nil {
 		return failAll(updates, err)
@@ -272,6 +292,7 @@ func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Up
 	decisions := make([]svcDecision, len(updates))
 	for i, u := range updates {
 		decisions[i] = s.decide(pools, used, state.Allocations, u)
+		delete(s.unsent, u.Key)
 	}
 	s.m.reconciles.Add(float64(len(updates)))
 	errs := s.commit(decisions)
@@ -280,34 +301,101 @@ func (s *serviceController) reconcile(ctx context.Context, updates []watchers.Up
 		// between. Re-deciding everything lets ipam drop any clash that slipped in.
 		s.w.Load().RequeueAll()
 	}
-	s.writeStatus(ctx, decisions, errs)
-	freed := false
-	for _, d := range decisions {
-		if errs[d.key] != nil {
+	written := s.writeStatus(ctx, decisions, errs)
+	s.settle(decisions, errs, written)
+	s.m.allocations.Set(float64(used.Len()))
+	for k, err := range written {
+		errs[k] = err
+	}
+	return errs
+}
+
+// settle does what follows a committed decision: the log line, the pending and
+// partial bookkeeping and the retries they ask for, at once (the Raft state already
+// holds the decision); and its Events, once its status is written too. A failed
+// status write keeps them in unsent for the watcher's retry of that Service, so
+// kubectl describe never misses an allocation or release. An uncommitted decision
+// keeps only what it carried: deciding again yields its own Events again.
+func (s *serviceController) settle(decisions []svcDecision, committed, written map[string]error) {
+	lastUnblock := -1
+	for i := range decisions {
+		d := &decisions[i]
+		if committed[d.key] != nil {
+			if len(d.carried.events)+len(d.carried.clears) > 0 {
+				s.unsent[d.key] = d.carried
+			}
 			continue
-		}
-		for _, e := range d.events {
-			s.out.Load().Event(d.ref, e.warning, e.reason, e.msg)
-		}
-		for _, e := range d.peerEvents {
-			s.out.Load().Event(e.ref, e.warning, e.reason, e.msg)
 		}
 		if d.summary != "" {
 			s.log.Info(d.summary, "service", d.key, "ips", d.ingress)
 		}
-		freed = freed || d.freed
-		if d.pending {
-			s.pending[d.key] = d.needsSpace
-		} else {
-			delete(s.pending, d.key)
+		if d.unblocks {
+			lastUnblock = i
+		}
+		setFlag(s.pending, d.key, d.pending, d.waits)
+		setFlag(s.partial, d.key, d.partial, true)
+		events := d.allEvents()
+		if err := written[d.key]; err != nil {
+			s.log.Warn("service status not written; its Events wait for the retry", "service", d.key, "events", len(events), "err", err)
+			s.unsent[d.key] = unsent{events: events, clears: d.clears}
+			continue
+		}
+		for _, e := range events {
+			s.out.Load().Event(e.ref, e.warning, e.reason, e.msg)
 		}
 	}
 	s.m.pending.Set(float64(len(s.pending)))
-	s.m.allocations.Set(float64(used.Len()))
-	if freed {
-		s.retryPending(decisions)
+	if lastUnblock >= 0 {
+		s.retryWaiting(decisions[lastUnblock+1:])
 	}
-	return errs
+}
+
+// setFlag keeps key in m with value v while on is true.
+func setFlag(m map[string]bool, key string, on, v bool) {
+	if on {
+		m[key] = v
+	} else {
+		delete(m, key)
+	}
+}
+
+// allEvents lists the decision's Events in the order they are sent: those carried
+// from a failed status write, its own, then those on other Services.
+func (d *svcDecision) allEvents() []peerEvent {
+	out := slices.Clone(d.carried.events)
+	for _, e := range d.events {
+		out = append(out, peerEvent{ref: d.ref, svcEvent: e})
+	}
+	return append(out, d.peerEvents...)
+}
+
+// serving reports whether the batch's views were computed for the committed
+// loadBalancerClass. Nothing is decided before a class is committed (the leader
+// commits its --lb-class right after winning; committing requeues every Service),
+// and when the committed class is not the one the views were computed for, the
+// watcher switches to it and the batch is decided again. A leader's own --lb-class
+// therefore never releases the allocations of the committed class.
+func (s *serviceController) serving(committed *string, updates []watchers.Update) bool {
+	if committed == nil {
+		if !s.warnedNoClass {
+			s.log.Warn("no loadBalancerClass committed yet: LoadBalancer Services wait for the leader to commit its --lb-class")
+		}
+		s.warnedNoClass = true
+		return false
+	}
+	s.warnedNoClass = false
+	w := s.w.Load()
+	if w.LBClass() == *committed {
+		return true
+	}
+	s.log.Info("serving the committed loadBalancerClass", "lb_class", *committed, "was", w.LBClass())
+	w.SetLBClass(*committed)
+	keys := make([]string, len(updates))
+	for i, u := range updates {
+		keys[i] = u.Key
+	}
+	w.Requeue(keys...)
+	return false
 }
 
 func failAll(updates []watchers.Update, err error) map[string]error {
@@ -318,17 +406,23 @@ func failAll(updates []watchers.Update, err error) map[string]error {
 	return out
 }
 
-// retryPending requeues the Services waiting for free addresses after some were
-// freed. Services pending for other reasons (a malformed or impossible request) wait
-// for their own spec or the pools to change, which requeues them anyway.
-func (s *serviceController) retryPending(batch []svcDecision) {
+// retryWaiting requeues, after a committed decision unblocked others (freed
+// addresses, changed its sharing key, ports or traffic policy, or went away), the
+// Services pending on another Service and the PreferDualStack Services holding one
+// family. Those decided after it in the same batch (later) already saw the change.
+// Services pending for other reasons (a malformed or impossible request) wait for
+// their own spec or the pools to change, which requeues them anyway.
+func (s *serviceController) retryWaiting(later []svcDecision) {
 	var keys []string
-	for k, needsSpace := range s.pending {
-		if needsSpace && !slices.ContainsFunc(batch, func(d svcDecision) bool { return d.key == k }) {
-			keys = append(keys, k)
+	for _, m := range []map[string]bool{s.pending, s.partial} {
+		for k, waits := range m {
+			if waits && !slices.ContainsFunc(later, func(d svcDecision) bool { return d.key == k }) && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
 		}
 	}
 	if len(keys) > 0 {
+		slices.Sort(keys)
 		s.w.Load().Requeue(keys...)
 	}
 }
@@ -348,12 +442,15 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 		return d
 	}
 	d.ref = watchers.ServiceRef{Namespace: v.Namespace, Name: v.Name, UID: v.UID}
+	d.carried = s.unsent[u.Key]
 	if !v.Ours {
 		if had {
 			d.release(used, ex, s.notOursReason())
 			if len(v.Ingress) > 0 && slices.Equal(addrStrings(v.Ingress), ex.IPs) {
-				d.writeIngress = true
+				d.writeIngress, d.clears = true, v.Ingress
 			}
+		} else if len(v.Ingress) > 0 && slices.Equal(d.carried.clears, v.Ingress) {
+			d.writeIngress, d.clears = true, v.Ingress
 		}
 		return d
 	}
@@ -362,7 +459,7 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 		// A re-created Service: the old object's allocation goes, silently.
 		d.cmds = append(d.cmds, raftstore.Release{Service: u.Key})
 		used.Remove(u.Key)
-		d.freed = true
+		d.unblocks = len(ex.IPs) > 0
 	} else if had {
 		a := ipamAllocation(ex)
 		existing = &a
@@ -387,13 +484,13 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 	d.conflictEvents(allocs, res.Conflicts)
 	if res.Err != nil {
 		d.pending = true
-		d.needsSpace = errors.Is(res.Err, ipam.ErrExhausted) || errors.Is(res.Err, ipam.ErrInUse) || errors.Is(res.Err, ipam.ErrNoDualStack)
+		d.waits = ipam.Waits(res.Err)
 		d.events = append(d.events, svcEvent{warning: true, reason: watchers.ReasonAllocationFailed, msg: res.Reason})
 		d.summary = "service pending: " + res.Reason
 		if res.Changed {
 			d.cmds = append(d.cmds, raftstore.Release{Service: u.Key})
 			used.Remove(u.Key)
-			d.freed = true
+			d.unblocks = ipam.Unblocks(existing, nil)
 		}
 		d.setIngress(v, nil)
 		return d
@@ -404,12 +501,11 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 		used.Add(res.Allocation)
 		d.events = append(d.events, svcEvent{reason: watchers.ReasonAllocated, msg: res.Reason})
 		d.summary = "service allocated: " + res.Reason
-		d.freed = d.freed || existing != nil && slices.ContainsFunc(existing.IPs, func(ip netip.Addr) bool {
-			return !slices.Contains(res.Allocation.IPs, ip)
-		})
+		d.unblocks = d.unblocks || ipam.Unblocks(existing, &res.Allocation)
 	case res.Reason != "":
 		d.events = append(d.events, svcEvent{warning: true, reason: watchers.ReasonOutsidePools, msg: res.Reason})
 	}
+	d.partial = len(ipam.Missing(request(v), res.Allocation.IPs)) > 0
 	d.setIngress(v, res.Allocation.IPs)
 	return d
 }
@@ -417,7 +513,7 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 func (d *svcDecision) release(used *ipam.Used, ex raftstore.Allocation, why string) {
 	d.cmds = append(d.cmds, raftstore.Release{Service: ex.Service})
 	used.Remove(ex.Service)
-	d.freed = true
+	d.unblocks = len(ex.IPs) > 0
 	msg := fmt.Sprintf("released %s: %s", strings.Join(ex.IPs, ", "), why)
 	d.events = append(d.events, svcEvent{reason: watchers.ReasonReleased, msg: msg})
 	d.summary = "service " + msg
@@ -432,10 +528,11 @@ func (d *svcDecision) setIngress(v *watchers.View, ips []netip.Addr) {
 }
 
 func (s *serviceController) notOursReason() string {
-	if s.lbClass == "" {
+	class := s.w.Load().LBClass()
+	if class == "" {
 		return "the Service is no longer of type LoadBalancer without a loadBalancerClass"
 	}
-	return fmt.Sprintf("the Service is no longer of type LoadBalancer with loadBalancerClass %q", s.lbClass)
+	return fmt.Sprintf("the Service is no longer of type LoadBalancer with loadBalancerClass %q", class)
 }
 
 // commit applies the batch's commands in as few Raft entries as possible. A failed
@@ -480,13 +577,15 @@ func (s *serviceController) commit(decisions []svcDecision) map[string]error {
 }
 
 // writeStatus patches status.loadBalancer of the committed decisions that need it,
-// statusWriters at a time. A Service deleted meanwhile is not an error.
-func (s *serviceController) writeStatus(ctx context.Context, decisions []svcDecision, errs map[string]error) {
+// statusWriters at a time, and returns the writes that failed. A Service deleted
+// meanwhile is not an error.
+func (s *serviceController) writeStatus(ctx context.Context, decisions []svcDecision, committed map[string]error) map[string]error {
+	errs := map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, statusWriters)
 	for _, d := range decisions {
-		if !d.writeIngress || errs[d.key] != nil {
+		if !d.writeIngress || committed[d.key] != nil {
 			continue
 		}
 		wg.Add(1)
@@ -508,6 +607,7 @@ func (s *serviceController) writeStatus(ctx context.Context, decisions []svcDeci
 		}()
 	}
 	wg.Wait()
+	return errs
 }
 
 // compareUpdates orders a batch as ipam.Compare does (requested addresses first,

@@ -112,6 +112,9 @@ func updatesFor(svcs ...*corev1.Service) []watchers.Update {
 // reconcileDirect drives one batch through reconcile, as the watcher would.
 func reconcileDirect(t *testing.T, node *fakeRaft, client *fake.Clientset, updates []watchers.Update) (*serviceController, map[string]error) {
 	t.Helper()
+	if node.State().LBClass == nil {
+		node.seed(t, raftstore.SetLBClass{})
+	}
 	s, err := newServiceControllerFor(node, "", "", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -146,8 +146,16 @@ type svcHarness struct {
 }
 
 // startServices runs the whole controller (real watcher, real writer) on a fake
-// clientset and returns once its watches are open.
+// clientset and returns once its watches are open. lbClass is committed first, as
+// the leader loop does with its --lb-class.
 func startServices(t *testing.T, node *fakeRaft, lbClass string, objs ...runtime.Object) *svcHarness {
+	t.Helper()
+	node.seed(t, raftstore.SetLBClass{Class: lbClass})
+	return startServicesFlag(t, node, lbClass, objs...)
+}
+
+// startServicesFlag runs the controller with --lb-class lbClass and commits nothing.
+func startServicesFlag(t *testing.T, node *fakeRaft, lbClass string, objs ...runtime.Object) *svcHarness {
 	t.Helper()
 	client := fake.NewClientset(objs...)
 	var mu sync.Mutex

@@ -23,7 +23,12 @@ type RaftStatus struct {
 	ControlPlaneVIPs  []string `json:"control_plane_vips,omitempty"`
 	HeldVIPs          []string `json:"held_vips"`
 	PoolFlagsMismatch bool     `json:"pool_flags_mismatch"`
-	Warnings          []string `json:"warnings,omitempty"`
+	// LBClass is the committed loadBalancerClass ("" for Services without one);
+	// absent until a leader commits it. LBClassMismatch is set when this node's
+	// --lb-class differs, with the detail in Warnings.
+	LBClass         *string  `json:"lb_class,omitempty"`
+	LBClassMismatch bool     `json:"lb_class_mismatch"`
+	Warnings        []string `json:"warnings,omitempty"`
 	// BGPSessions are this node's sessions with its routers (bgp mode only).
 	BGPSessions []BGPSession `json:"bgp_sessions,omitempty"`
 	// Certificate is the Raft peer certificate in use and its renewals; absent on

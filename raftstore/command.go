@@ -30,6 +30,7 @@ const (
 	TypeRemoveNode  CommandType = 7
 	TypeBatch       CommandType = 8
 	TypeAdvertisers CommandType = 9
+	TypeLBClass     CommandType = 10
 )
 
 // String names the type in errors and logs.
@@ -53,6 +54,8 @@ func (t CommandType) String() string {
 		return "batch"
 	case TypeAdvertisers:
 		return "set_advertisers"
+	case TypeLBClass:
+		return "set_lb_class"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
@@ -267,6 +270,10 @@ func decodeTyped(t CommandType, body []byte, allowBatch bool) (op, error) {
 		var c SetAdvertisers
 		err = strictJSON(body, &c)
 		c.Nodes = cloneStrings(c.Nodes)
+		o = c
+	case TypeLBClass:
+		var c SetLBClass
+		err = strictJSON(body, &c)
 		o = c
 	case TypeBatch:
 		if !allowBatch {

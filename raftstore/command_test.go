@@ -22,6 +22,7 @@ func sampleCommands() []Command {
 	node := NodeInfo{
 		Name: "cp1", Address: "198.51.100.11:7950", Role: RoleVoter,
 		APIServerHealthy: true, InterfaceUp: true, Draining: true, Pools: pools[:1],
+		LBClass: new(string),
 	}
 	return []Command{
 		SetPools{Pools: pools},
@@ -32,6 +33,7 @@ func sampleCommands() []Command {
 		ReportNode{Node: node},
 		RemoveNode{Name: "cp1"},
 		SetAdvertisers{VIP: "198.51.100.101", Nodes: []string{"cp2", "cp1"}},
+		SetLBClass{Class: "example.com/raftvip"},
 		Batch{Commands: []Command{
 			Allocate{Allocation: alloc},
 			SetOwner{VIP: "2001:db8:100::1", Node: "cp2"},
@@ -61,7 +63,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		})
 		seen[c.Type()] = true
 	}
-	for typ := TypeSetPools; typ <= TypeBatch; typ++ {
+	for typ := TypeSetPools; typ <= TypeLBClass; typ++ {
 		if !seen[typ] {
 			t.Errorf("sampleCommands lacks %s", typ)
 		}
@@ -73,6 +75,7 @@ func TestCommandTypeNumbersAreStable(t *testing.T) {
 	want := map[CommandType]uint8{
 		TypeSetPools: 1, TypeAllocate: 2, TypeRelease: 3, TypeSetOwner: 4,
 		TypeRemoveOwner: 5, TypeReportNode: 6, TypeRemoveNode: 7, TypeBatch: 8,
+		TypeAdvertisers: 9, TypeLBClass: 10,
 	}
 	for typ, n := range want {
 		if uint8(typ) != n {
@@ -145,6 +148,8 @@ func TestEncodeRejects(t *testing.T) {
 		"remove node empty":      {RemoveNode{}, "empty node name"},
 		"advertisers bad vip":    {SetAdvertisers{VIP: "198.51.100"}, "set_advertisers"},
 		"advertisers empty node": {SetAdvertisers{VIP: "198.51.100.1", Nodes: []string{""}}, "node 0 is empty"},
+		"lb class with spaces":   {SetLBClass{Class: " example.com/x"}, "set_lb_class"},
+		"lb class too long":      {SetLBClass{Class: strings.Repeat("a", 317)}, "longer than a qualified name"},
 		"empty batch":            {Batch{}, "no commands"},
 		"nested batch":           {Batch{Commands: []Command{Batch{Commands: []Command{Release{Service: "a/b"}}}}}, "batch inside a batch"},
 		"batch nil":              {Batch{Commands: []Command{nil}}, "nil command"},

@@ -380,7 +380,7 @@ func richState(t *testing.T) *FSM {
 func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	src := richState(t)
 	want := src.State()
-	if len(want.Pools) == 0 || len(want.Allocations) < 2 || len(want.Owners) == 0 || len(want.Nodes) < 2 || !want.APIServerEverHealthy || len(want.Advertisers) == 0 {
+	if len(want.Pools) == 0 || len(want.Allocations) < 2 || len(want.Owners) == 0 || len(want.Nodes) < 2 || !want.APIServerEverHealthy || len(want.Advertisers) == 0 || want.LBClass == nil {
 		t.Fatalf("test state is not rich enough: %#v", want)
 	}
 	snap, err := src.Snapshot()
@@ -501,5 +501,24 @@ func TestStateCloneIsDeep(t *testing.T) {
 	}
 	if got := (State{}).Clone(); got.Pools == nil || got.Allocations == nil || got.Owners == nil || got.Nodes == nil {
 		t.Fatalf("clone of zero State has nil maps: %#v", got)
+	}
+}
+
+// TestFSMLBClass: nothing is committed until the first SetLBClass; the empty class
+// is a value of its own, and State hands out a copy.
+func TestFSMLBClass(t *testing.T) {
+	f := NewFSM()
+	if f.State().LBClass != nil {
+		t.Fatal("a fresh FSM has a class")
+	}
+	mustApply(t, f, SetLBClass{Class: ""})
+	if got := f.State().LBClass; got == nil || *got != "" {
+		t.Fatalf("class after committing the empty class: %v", got)
+	}
+	mustApply(t, f, SetLBClass{Class: "example.com/raftvip"})
+	st := f.State()
+	*st.LBClass = "mutated"
+	if got := f.State().LBClass; got == nil || *got != "example.com/raftvip" {
+		t.Fatalf("class %v, want example.com/raftvip (unchanged by the caller)", got)
 	}
 }

@@ -55,6 +55,9 @@ type NodeInfo struct {
 	InterfaceUp      bool   `json:"interface_up"`
 	Draining         bool   `json:"draining"`
 	Pools            []Pool `json:"pools,omitempty"`
+	// LBClass is the node's --lb-class ("" is a value: Services without a class);
+	// nil from a node that does not report it.
+	LBClass *string `json:"lb_class,omitempty"`
 }
 
 // Node roles reported in NodeInfo.Role.
@@ -77,6 +80,9 @@ type State struct {
 	// Epochs is the last epoch each VIP had, kept when its owner is removed, so a
 	// VIP withdrawn and later announced again continues its epoch sequence.
 	Epochs map[string]uint64 `json:"epochs"`
+	// LBClass is the committed loadBalancerClass the leader serves (SetLBClass);
+	// nil until the first leader commits one.
+	LBClass *string `json:"lb_class,omitempty"`
 }
 
 // NewState returns an empty state with all maps allocated, the form the FSM
@@ -103,6 +109,7 @@ func (s State) Clone() State {
 		APIServerEverHealthy: s.APIServerEverHealthy,
 		Advertisers:          make(map[string][]string, len(s.Advertisers)),
 		Epochs:               maps.Clone(s.Epochs),
+		LBClass:              cloneClass(s.LBClass),
 	}
 	if c.Epochs == nil {
 		c.Epochs = map[string]uint64{}
@@ -138,6 +145,7 @@ func (a Allocation) clone() Allocation {
 
 func (n NodeInfo) clone() NodeInfo {
 	n.Pools = clonePools(n.Pools)
+	n.LBClass = cloneClass(n.LBClass)
 	return n
 }
 

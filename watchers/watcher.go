@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,7 +53,7 @@ type Handler func(ctx context.Context, updates []Update) map[string]error
 
 // Options tune a Watcher; the zero value is usable (defaults above, no class).
 type Options struct {
-	LBClass       string // --lb-class
+	LBClass       string // the loadBalancerClass served at start; SetLBClass changes it
 	Log           *slog.Logger
 	Metrics       *Metrics
 	BatchWindow   time.Duration
@@ -101,6 +102,7 @@ type Watcher struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	memo     *memo
 	cache    *viewCache
+	class    atomic.Pointer[string]
 }
 
 // New sets up the informers (with Transform) and the queue; nothing talks to the
@@ -117,6 +119,7 @@ func New(client kubernetes.Interface, opts Options) (*Watcher, error) {
 		memo:  newMemo(),
 		cache: newViewCache(),
 	}
+	w.class.Store(&opts.LBClass)
 	svcInf := f.Core().V1().Services()
 	w.services, w.svcs = svcInf.Informer(), svcInf.Lister()
 	w.slices = f.Discovery().V1().EndpointSlices().Informer()
@@ -242,6 +245,20 @@ func (w *Watcher) Requeue(keys ...string) {
 		w.queue.Add(k)
 	}
 }
+
+// SetLBClass makes the watcher compute views for class from now on (the class the
+// cluster committed, which may differ from this node's flag) and requeues every
+// Service, whose Ours may have changed.
+func (w *Watcher) SetLBClass(class string) {
+	if w.LBClass() == class {
+		return
+	}
+	w.class.Store(&class)
+	w.RequeueAll()
+}
+
+// LBClass returns the loadBalancerClass views are computed for.
+func (w *Watcher) LBClass() string { return *w.class.Load() }
 
 // RequeueAll hands every known Service to the handler again: a new leader resyncs
 // status and allocations this way.
@@ -387,8 +404,9 @@ func (w *Watcher) view(key string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
+	class := w.LBClass()
 	var slices []*discoveryv1.EndpointSlice
-	if IsOurs(svc, w.opts.LBClass) {
+	if IsOurs(svc, class) {
 		objs, err := w.slices.GetIndexer().ByIndex(serviceIndex, key)
 		if err != nil {
 			return nil, err
@@ -400,10 +418,11 @@ func (w *Watcher) view(key string) (*View, error) {
 		}
 	}
 	fp, cacheable := fingerprint(svc, slices)
+	fp = class + "|" + fp
 	if v, ok := w.cache.get(key, fp); cacheable && ok {
 		return v, nil
 	}
-	v := ComputeView(svc, slices, w.opts.LBClass)
+	v := ComputeView(svc, slices, class)
 	if cacheable {
 		w.cache.put(key, fp, v)
 	}

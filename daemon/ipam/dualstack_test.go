@@ -91,6 +91,29 @@ func TestPreferFallbackExplains(t *testing.T) {
 	}.run(t)
 }
 
+// TestPreferIPv6PrimaryFallback pins the order docs/services.md states for an
+// [IPv6, IPv4] PreferDualStack Service, as Kubernetes ("falls back to single-stack")
+// and MetalLB (dual-stack pool, then primary, then secondary family) do: with only
+// IPv4 pools it gets IPv4 rather than staying Pending, and it prefers IPv6 whenever
+// some pool has it.
+func TestPreferIPv6PrimaryFallback(t *testing.T) {
+	r := req("ns/s", PreferDualStack, V6, V4)
+	runCases(t, []allocCase{
+		{name: "only an IPv4 pool: the secondary family", pools: []string{"a=10.0.0.0/24"}, req: r,
+			want: []string{"10.0.0.1"}, pool: "a", changed: true, msg: "IPv4 only"},
+		{name: "single-family pools of each: the primary family", pools: []string{"a=10.0.0.0/24", "b=2001:db8:1::/120"}, req: r,
+			want: []string{"2001:db8:1::1"}, pool: "b", changed: true, msg: "IPv6 only"},
+		{name: "IPv6 exhausted: the secondary family", pools: []string{"a=10.0.0.0/24,2001:db8:1::5"}, req: r,
+			others: []Allocation{alloc("ns/other", "a", "2001:db8:1::5")},
+			want:   []string{"10.0.0.1"}, pool: "a", changed: true, msg: "IPv4 only"},
+		{name: "a dual-stack pool: both, IPv6 first", pools: []string{"a=10.0.0.0/24", "b=10.0.1.0/24,2001:db8:1::/120"}, req: r,
+			want: []string{"2001:db8:1::1", "10.0.1.1"}, pool: "b", changed: true},
+		{name: "nothing of either family: pending on the primary", pools: []string{"a=10.0.0.1", "b=2001:db8:1::1"}, req: r,
+			others: []Allocation{alloc("ns/x", "a", "10.0.0.1"), alloc("ns/y", "b", "2001:db8:1::1")},
+			err:    ErrExhausted, msg: "pool b exhausted for IPv6"},
+	})
+}
+
 // TestPoolChangesDualStack covers a Service living through pool edits: gaining the
 // second family, keeping a lone address when only another pool could add one, being
 // moved only when RequireDualStack demands it.

@@ -69,10 +69,26 @@ type env struct {
 // with the given --pool flags, running as the raftvip user.
 func startEnv(t testing.TB, pools ...string) *env {
 	t.Helper()
-	bin := agents.Binary(t)
+	e := startControlPlane(t, pools...)
+	e.startAgents(t, nil)
+	return e
+}
+
+// startControlPlane starts the control plane and applies docs/rbac.yaml; agents
+// (with these --pool flags) come later with startAgents, so a test can prepare the
+// cluster as another controller left it.
+func startControlPlane(t testing.TB, pools ...string) *env {
+	t.Helper()
 	cp := cluster.Start(t, cluster.Options{})
 	applyRBAC(t, cp.Client)
-	e := &env{cp: cp, client: cp.Client, pools: pools}
+	return &env{cp: cp, client: cp.Client, pools: pools}
+}
+
+// startAgents starts the three voters; extra, when set, adds flags to agent i.
+func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
+	t.Helper()
+	bin := agents.Binary(t)
+	cp := e.cp
 	dir := t.TempDir()
 	const n = 3
 	raftPorts, statusPorts := make([]int, n), make([]int, n)
@@ -96,8 +112,11 @@ func startEnv(t testing.TB, pools ...string) *env {
 			"--kubeconfig=" + cp.RaftvipKubeconfig,
 			"--log-format=json",
 		}, peers...)
-		for _, p := range pools {
+		for _, p := range e.pools {
 			a.args = append(a.args, "--pool="+p)
+		}
+		if extra != nil {
+			a.args = append(a.args, extra(i)...)
 		}
 		a.start(t)
 		e.agents = append(e.agents, a)
@@ -110,7 +129,6 @@ func startEnv(t testing.TB, pools ...string) *env {
 			}
 		}
 	})
-	return e
 }
 
 func freePort(t testing.TB) int {
