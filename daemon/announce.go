@@ -108,7 +108,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	// The state is copied only when it changed: the ticker that watches the fence
 	// fires several times per fence timeout, and the copy grows with the Services.
 	changed := d.node.Changed()
-	st, stIndex := d.node.StateAt()
+	st := d.node.State()
 	var lastPass time.Time
 	wasRaftLeader := false
 	for {
@@ -127,7 +127,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		if isFenced || (leader && !wasLeader) {
 			cu = catchUp{}
 		}
-		current := !isFenced && cu.current(d.node, stIndex)
+		current := !isFenced && cu.current(d.node, st.AppliedIndex)
 		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
 		// Every pass renews the kernel leases, so Set runs even when nothing moved.
 		moved := !slices.Equal(sortedAddrs(d.holder.Held()), want)
@@ -143,7 +143,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		case <-changes:
 		case <-changed:
 			changed = d.node.Changed()
-			st, stIndex = d.node.StateAt()
+			st = d.node.State()
 		case <-check.C:
 		case <-d.lease.renewed:
 		case r := <-cu.pending:
@@ -174,8 +174,8 @@ type readIndexResult struct {
 	err   error
 }
 
-// current reports whether the copy taken at stateIndex has caught up, starting a
-// ReadIndex when needed.
+// current reports whether the copy whose AppliedIndex is stateIndex has caught
+// up, starting a ReadIndex when needed.
 func (c *catchUp) current(n *raftstore.Node, stateIndex uint64) bool {
 	if c.have {
 		return n.Covers(stateIndex, c.target)

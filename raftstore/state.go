@@ -77,6 +77,12 @@ type State struct {
 	// Epochs is the last epoch each VIP had, kept when its owner is removed, so a
 	// VIP withdrawn and later announced again continues its epoch sequence.
 	Epochs map[string]uint64 `json:"epochs"`
+	// AppliedIndex is the raft log index this copy reflects, set by the FSM under
+	// the same lock as the change (and from the snapshot's index on restore). A
+	// reader asking "does what I hold include index N" asks the copy itself, never
+	// raft's AppliedIndex, which advances when a batch is queued, not applied.
+	// It is not written to snapshots: the snapshot's own index is the same number.
+	AppliedIndex uint64 `json:"-"`
 }
 
 // NewState returns an empty state with all maps allocated, the form the FSM
@@ -103,6 +109,7 @@ func (s State) Clone() State {
 		APIServerEverHealthy: s.APIServerEverHealthy,
 		Advertisers:          make(map[string][]string, len(s.Advertisers)),
 		Epochs:               maps.Clone(s.Epochs),
+		AppliedIndex:         s.AppliedIndex,
 	}
 	if c.Epochs == nil {
 		c.Epochs = map[string]uint64{}
