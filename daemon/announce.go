@@ -119,7 +119,9 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 			d.lease.poke()
 		}
 		wasRaftLeader = raftLeader
-		p := decidePass(raftLeader, d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
+		// A leader whose term's barrier has not committed yet acts as a follower
+		// that hears its leader: it speaks for the control-plane VIPs only once ready.
+		p := decidePass(raftLeader && d.node.LeaderReady(), d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
 		lastPass = now
 		leader, isFenced := p.leader, p.fenced
 		// A leader stepping down was current; a new leader may not have applied

@@ -70,12 +70,11 @@ func (n *Node) Join(target string, timeout time.Duration) error {
 // it holds everything committed until now: the leader's commit index, confirmed
 // with a quorum. A follower that was cut off and hears heartbeats again uses it:
 // heartbeats carry no log, so until replication catches up its state may be old.
+// A leader answers only once an entry of its own term has committed (Barrier):
+// before that its commit index may lag what its predecessor committed.
 func (n *Node) ReadIndex(timeout time.Duration) (uint64, error) {
 	if n.IsLeader() {
-		if err := n.VerifyLeader(); err != nil {
-			return 0, err
-		}
-		return n.raft.CommitIndex(), nil
+		return n.readIndex(timeout)
 	}
 	_, addr := n.Leader()
 	if addr == "" {
@@ -83,6 +82,18 @@ func (n *Node) ReadIndex(timeout time.Duration) (uint64, error) {
 	}
 	resp, err := n.requestResp(addr, forwardRequest{Op: "read-index"}, timeout)
 	return resp.Index, err
+}
+
+// readIndex is the leader's side of ReadIndex: the term's barrier first, then a
+// quorum check, then the commit index.
+func (n *Node) readIndex(timeout time.Duration) (uint64, error) {
+	if err := n.Barrier(timeout); err != nil {
+		return 0, err
+	}
+	if err := n.VerifyLeader(); err != nil {
+		return 0, err
+	}
+	return n.raft.CommitIndex(), nil
 }
 
 // request sends req to addr, following one redirect to the leader.
@@ -202,10 +213,11 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 			return forwardResponse{Error: err.Error()}
 		}
 	case "read-index":
-		if err := n.VerifyLeader(); err != nil {
+		idx, err := n.readIndex(forwardApplyTimeout)
+		if err != nil {
 			return forwardResponse{Error: err.Error()}
 		}
-		return forwardResponse{Index: n.raft.CommitIndex()}
+		return forwardResponse{Index: idx}
 	case "join":
 		if peer != "" && peer != req.ID {
 			n.logger.Warn("refused join: certificate name differs from node name", "peer", peer, "node", req.ID)

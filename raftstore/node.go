@@ -223,6 +223,9 @@ type Node struct {
 	metrics *nodeMetrics
 	// fwdLimit rate-limits forwarded requests per peer (forwardlimit.go).
 	fwdLimit *peerLimiter
+	// barrier records whether this leader committed an entry of its term
+	// (barrier.go).
+	barrier termBarrier
 
 	// bootstrapped records whether Open bootstrapped a new cluster.
 	bootstrapped bool
