@@ -96,6 +96,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	if d.holder == nil {
 		return
 	}
+	d.holder.SetEntitled(d.entitled)
 	changes := d.node.LeadershipChanges()
 	check := time.NewTicker(announceCheckInterval(d.cfg))
 	defer check.Stop()

@@ -450,6 +450,10 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 			d.log.Warn("not advertising VIPs of a family this node has no next hop for (give --bgp-next-hop-ipv6)", "vips", unroutable)
 		}
 		lastUnroutable = unroutable
+		// Ask again right before the speaker hears of it: the copy may be older
+		// than the latest applied state, and the fence may have passed since.
+		want = bgpStillEntitled(want, !d.node.IsLeader() && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now()),
+			func(v netip.Addr) bool { return d.node.Advertises(v.String(), d.cfg.NodeName) })
 		if !synced || !sameRoutes(want, applied) || time.Since(lastSync) > bgpResync {
 			err := b.apply(ctx, want)
 			switch {

@@ -571,3 +571,35 @@ func TestSnapshotRestoreSetsAppliedIndexNotFromTheBody(t *testing.T) {
 		t.Fatalf("restored copy at %d with owners %v, want index 7 and cp1", st.AppliedIndex, st.Owners)
 	}
 }
+
+func TestFSMLookupsReadTheLatestState(t *testing.T) {
+	f := NewFSM()
+	if _, ok := f.Owner("198.51.100.100"); ok {
+		t.Fatal("owner in an empty state")
+	}
+	steps := []Command{
+		SetOwner{VIP: "198.51.100.100", Node: "cp1"},
+		SetAdvertisers{VIP: "198.51.100.101", Nodes: []string{"cp1", "cp2"}},
+		SetOwner{VIP: "198.51.100.100", Node: "cp2"},
+	}
+	for i, c := range steps {
+		if err := applyCmd(t, f, uint64(i+1), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o, ok := f.Owner("198.51.100.100"); !ok || o.Node != "cp2" || o.Epoch != 2 {
+		t.Errorf("owner = %+v %v, want cp2 at epoch 2", o, ok)
+	}
+	for _, tc := range []struct {
+		vip, node string
+		want      bool
+	}{
+		{"198.51.100.101", "cp1", true},
+		{"198.51.100.101", "cp3", false},
+		{"198.51.100.100", "cp2", false},
+	} {
+		if got := f.Advertises(tc.vip, tc.node); got != tc.want {
+			t.Errorf("Advertises(%s, %s) = %v, want %v", tc.vip, tc.node, got, tc.want)
+		}
+	}
+}
