@@ -30,6 +30,10 @@ const (
 	TypeRemoveNode  CommandType = 7
 	TypeBatch       CommandType = 8
 	TypeAdvertisers CommandType = 9
+	// TypeReleaseOwner and TypeAckRelease are the two-phase planned move
+	// (release.go).
+	TypeReleaseOwner CommandType = 10
+	TypeAckRelease   CommandType = 11
 )
 
 // String names the type in errors and logs.
@@ -53,6 +57,10 @@ func (t CommandType) String() string {
 		return "batch"
 	case TypeAdvertisers:
 		return "set_advertisers"
+	case TypeReleaseOwner:
+		return "release_owner"
+	case TypeAckRelease:
+		return "ack_release"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
@@ -267,6 +275,14 @@ func decodeTyped(t CommandType, body []byte, allowBatch bool) (op, error) {
 		var c SetAdvertisers
 		err = strictJSON(body, &c)
 		c.Nodes = cloneStrings(c.Nodes)
+		o = c
+	case TypeReleaseOwner:
+		var c ReleaseOwner
+		err = strictJSON(body, &c)
+		o = c
+	case TypeAckRelease:
+		var c AckRelease
+		err = strictJSON(body, &c)
 		o = c
 	case TypeBatch:
 		if !allowBatch {

@@ -258,15 +258,20 @@ func (n *Node) probeBeforeBootstrap(addrs []string) error {
 const probeTimeout = 2 * time.Second
 
 // authorize allows a peer to forward only what it may say about itself: its own node
-// report. peer is the name in its verified certificate, "" on an insecure transport
+// report, and its confirmation that it released a VIP. peer is the name in its verified certificate, "" on an insecure transport
 // (where anyone can do anything anyway).
 func authorize(peer string, c Command) error {
-	r, ok := c.(ReportNode)
-	if !ok {
-		return fmt.Errorf("%s may not be forwarded; only %s", c.Type(), TypeReportNode)
+	var about string
+	switch r := c.(type) {
+	case ReportNode:
+		about = r.Node.Name
+	case AckRelease:
+		about = r.Node
+	default:
+		return fmt.Errorf("%s may not be forwarded; only %s and %s", c.Type(), TypeReportNode, TypeAckRelease)
 	}
-	if peer != "" && r.Node.Name != peer {
-		return fmt.Errorf("certificate is for %q, report is about %q", peer, r.Node.Name)
+	if peer != "" && about != peer {
+		return fmt.Errorf("certificate is for %q, %s is about %q", peer, c.Type(), about)
 	}
 	return nil
 }

@@ -42,6 +42,10 @@ type Owner struct {
 	Node    string `json:"node"`
 	Epoch   uint64 `json:"epoch"`
 	Service string `json:"service,omitempty"`
+	// Releasing asks Node to stop announcing the VIP before anyone else may
+	// (ReleaseOwner); Released is Node's confirmation that it did (AckRelease).
+	Releasing bool `json:"releasing,omitempty"`
+	Released  bool `json:"released,omitempty"`
 }
 
 // NodeInfo is what a node last reported about itself through the leader.
