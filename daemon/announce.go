@@ -96,6 +96,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	if d.holder == nil {
 		return
 	}
+	d.holder.SetEntitled(d.entitled)
 	changes := d.node.LeadershipChanges()
 	check := time.NewTicker(announceCheckInterval(d.cfg))
 	defer check.Stop()
@@ -108,7 +109,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	// The state is copied only when it changed: the ticker that watches the fence
 	// fires several times per fence timeout, and the copy grows with the Services.
 	changed := d.node.Changed()
-	st, stIndex := d.node.StateAt()
+	st := d.node.State()
 	var lastPass time.Time
 	wasRaftLeader := false
 	for {
@@ -119,7 +120,9 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 			d.lease.poke()
 		}
 		wasRaftLeader = raftLeader
-		p := decidePass(raftLeader, d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
+		// A leader whose term's barrier has not committed yet acts as a follower
+		// that hears its leader: it speaks for the control-plane VIPs only once ready.
+		p := decidePass(raftLeader && d.node.LeaderReady(), d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
 		lastPass = now
 		leader, isFenced := p.leader, p.fenced
 		// A leader stepping down was current; a new leader may not have applied
@@ -127,7 +130,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		if isFenced || (leader && !wasLeader) {
 			cu = catchUp{}
 		}
-		current := !isFenced && cu.current(d.node, stIndex)
+		current := !isFenced && cu.current(d.node, st.AppliedIndex)
 		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
 		// Every pass renews the kernel leases, so Set runs even when nothing moved.
 		moved := !slices.Equal(sortedAddrs(d.holder.Held()), want)
@@ -143,7 +146,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		case <-changes:
 		case <-changed:
 			changed = d.node.Changed()
-			st, stIndex = d.node.StateAt()
+			st = d.node.State()
 		case <-check.C:
 		case <-d.lease.renewed:
 		case r := <-cu.pending:
@@ -174,8 +177,8 @@ type readIndexResult struct {
 	err   error
 }
 
-// current reports whether the copy taken at stateIndex has caught up, starting a
-// ReadIndex when needed.
+// current reports whether the copy whose AppliedIndex is stateIndex has caught
+// up, starting a ReadIndex when needed.
 func (c *catchUp) current(n *raftstore.Node, stateIndex uint64) bool {
 	if c.have {
 		return n.Covers(stateIndex, c.target)

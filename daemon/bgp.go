@@ -432,7 +432,7 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 	synced, failing, wasFenced := false, false, true
 	// As in announceLoop: copy the state only when it changed, not on every tick.
 	changed := d.node.Changed()
-	st, stIndex := d.node.StateAt()
+	st := d.node.State()
 	// As in announceLoop: a node that (re)gains contact advertises nothing until
 	// its copy of the state holds what the leader had committed.
 	var cu catchUp
@@ -444,12 +444,16 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 		if isFenced || (leader && !wasLeader) {
 			cu = catchUp{}
 		}
-		current := !isFenced && cu.current(d.node, stIndex)
+		current := !isFenced && cu.current(d.node, st.AppliedIndex)
 		want, unroutable := bgpWant(d.cfg.NodeName, isFenced || !current, st, d.cfg.BGP)
 		if !slices.Equal(unroutable, lastUnroutable) && len(unroutable) > 0 {
 			d.log.Warn("not advertising VIPs of a family this node has no next hop for (give --bgp-next-hop-ipv6)", "vips", unroutable)
 		}
 		lastUnroutable = unroutable
+		// Ask again right before the speaker hears of it: the copy may be older
+		// than the latest applied state, and the fence may have passed since.
+		want = bgpStillEntitled(want, !d.node.IsLeader() && fenced(d.node.LastContact(), d.cfg.FenceTimeout, time.Now()),
+			func(v netip.Addr) bool { return d.node.Advertises(v.String(), d.cfg.NodeName) })
 		if !synced || !sameRoutes(want, applied) || time.Since(lastSync) > bgpResync {
 			err := b.apply(ctx, want)
 			switch {
@@ -472,7 +476,7 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 		case <-changes:
 		case <-changed:
 			changed = d.node.Changed()
-			st, stIndex = d.node.StateAt()
+			st = d.node.State()
 		case <-check.C:
 		case r := <-cu.pending:
 			if err := cu.settle(r); err != nil {

@@ -70,6 +70,14 @@ func (l *leaderLease) run(ctx context.Context, node *raftstore.Node, interval ti
 			l.verified.Store(0)
 			continue
 		}
+		// A leader speaks only once an entry of its term has committed (Barrier);
+		// a lease verified in an earlier term does not carry over.
+		if !node.LeaderReady() {
+			l.verified.Store(0)
+			if err := node.Barrier(reportTimeout); err != nil {
+				continue
+			}
+		}
 		start := time.Now()
 		if err := node.VerifyLeader(); err != nil {
 			continue

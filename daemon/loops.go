@@ -118,6 +118,13 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 			d.noteClassDrift(lbClassDrift(d.cfg.LBClass, d.node.State().LBClass))
 			continue
 		}
+		// Nothing is decided before an entry of this term has committed and been
+		// applied here: until then the copy of the state may miss what the previous
+		// leader committed, and a decision from it could undo one of his.
+		if err := d.node.Barrier(reportTimeout); err != nil {
+			d.log.Debug("leader barrier not committed yet", "err", err)
+			continue
+		}
 		if leaderSince.IsZero() {
 			leaderSince = time.Now()
 		}

@@ -31,6 +31,10 @@ const (
 	TypeBatch       CommandType = 8
 	TypeAdvertisers CommandType = 9
 	TypeLBClass     CommandType = 10
+	// TypeReleaseOwner and TypeAckRelease are the two-phase planned move
+	// (release.go).
+	TypeReleaseOwner CommandType = 11
+	TypeAckRelease   CommandType = 12
 )
 
 // String names the type in errors and logs.
@@ -56,6 +60,10 @@ func (t CommandType) String() string {
 		return "set_advertisers"
 	case TypeLBClass:
 		return "set_lb_class"
+	case TypeReleaseOwner:
+		return "release_owner"
+	case TypeAckRelease:
+		return "ack_release"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
@@ -273,6 +281,14 @@ func decodeTyped(t CommandType, body []byte, allowBatch bool) (op, error) {
 		o = c
 	case TypeLBClass:
 		var c SetLBClass
+		err = strictJSON(body, &c)
+		o = c
+	case TypeReleaseOwner:
+		var c ReleaseOwner
+		err = strictJSON(body, &c)
+		o = c
+	case TypeAckRelease:
+		var c AckRelease
 		err = strictJSON(body, &c)
 		o = c
 	case TypeBatch:

@@ -34,6 +34,8 @@ func sampleCommands() []Command {
 		RemoveNode{Name: "cp1"},
 		SetAdvertisers{VIP: "198.51.100.101", Nodes: []string{"cp2", "cp1"}},
 		SetLBClass{Class: "example.com/raftvip"},
+		ReleaseOwner{VIP: "198.51.100.100"},
+		AckRelease{VIP: "198.51.100.100", Node: "cp1", Epoch: 3},
 		Batch{Commands: []Command{
 			Allocate{Allocation: alloc},
 			SetOwner{VIP: "2001:db8:100::1", Node: "cp2"},

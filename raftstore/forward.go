@@ -70,12 +70,11 @@ func (n *Node) Join(target string, timeout time.Duration) error {
 // it holds everything committed until now: the leader's commit index, confirmed
 // with a quorum. A follower that was cut off and hears heartbeats again uses it:
 // heartbeats carry no log, so until replication catches up its state may be old.
+// A leader answers only once an entry of its own term has committed (Barrier):
+// before that its commit index may lag what its predecessor committed.
 func (n *Node) ReadIndex(timeout time.Duration) (uint64, error) {
 	if n.IsLeader() {
-		if err := n.VerifyLeader(); err != nil {
-			return 0, err
-		}
-		return n.raft.CommitIndex(), nil
+		return n.readIndex(timeout)
 	}
 	_, addr := n.Leader()
 	if addr == "" {
@@ -83,6 +82,18 @@ func (n *Node) ReadIndex(timeout time.Duration) (uint64, error) {
 	}
 	resp, err := n.requestResp(addr, forwardRequest{Op: "read-index"}, timeout)
 	return resp.Index, err
+}
+
+// readIndex is the leader's side of ReadIndex: the term's barrier first, then a
+// quorum check, then the commit index.
+func (n *Node) readIndex(timeout time.Duration) (uint64, error) {
+	if err := n.Barrier(timeout); err != nil {
+		return 0, err
+	}
+	if err := n.VerifyLeader(); err != nil {
+		return 0, err
+	}
+	return n.raft.CommitIndex(), nil
 }
 
 // request sends req to addr, following one redirect to the leader.
@@ -202,10 +213,11 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 			return forwardResponse{Error: err.Error()}
 		}
 	case "read-index":
-		if err := n.VerifyLeader(); err != nil {
+		idx, err := n.readIndex(forwardApplyTimeout)
+		if err != nil {
 			return forwardResponse{Error: err.Error()}
 		}
-		return forwardResponse{Index: n.raft.CommitIndex()}
+		return forwardResponse{Index: idx}
 	case "join":
 		if peer != "" && peer != req.ID {
 			n.logger.Warn("refused join: certificate name differs from node name", "peer", peer, "node", req.ID)
@@ -246,15 +258,20 @@ func (n *Node) probeBeforeBootstrap(addrs []string) error {
 const probeTimeout = 2 * time.Second
 
 // authorize allows a peer to forward only what it may say about itself: its own node
-// report. peer is the name in its verified certificate, "" on an insecure transport
+// report, and its confirmation that it released a VIP. peer is the name in its verified certificate, "" on an insecure transport
 // (where anyone can do anything anyway).
 func authorize(peer string, c Command) error {
-	r, ok := c.(ReportNode)
-	if !ok {
-		return fmt.Errorf("%s may not be forwarded; only %s", c.Type(), TypeReportNode)
+	var about string
+	switch r := c.(type) {
+	case ReportNode:
+		about = r.Node.Name
+	case AckRelease:
+		about = r.Node
+	default:
+		return fmt.Errorf("%s may not be forwarded; only %s and %s", c.Type(), TypeReportNode, TypeAckRelease)
 	}
-	if peer != "" && r.Node.Name != peer {
-		return fmt.Errorf("certificate is for %q, report is about %q", peer, r.Node.Name)
+	if peer != "" && about != peer {
+		return fmt.Errorf("certificate is for %q, %s is about %q", peer, c.Type(), about)
 	}
 	return nil
 }

@@ -165,9 +165,8 @@ func TestReadIndexIsTheLeadersCommitIndex(t *testing.T) {
 	}
 	var st State
 	waitFor(t, "the follower's state to cover the read index", func() bool {
-		var at uint64
-		st, at = f.StateAt()
-		return f.Covers(at, idx)
+		st = f.State()
+		return f.Covers(st.AppliedIndex, idx)
 	})
 	if _, ok := st.Allocations[allocation(4).Allocation.Service]; !ok {
 		t.Fatal("follower reached the read index without the last allocation")

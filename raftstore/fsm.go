@@ -25,13 +25,12 @@ type snapshotEnvelope struct {
 // hraftd style: Snapshot copies the state under the lock and Persist only
 // writes the copy, so Apply is never blocked by snapshot I/O.
 type FSM struct {
-	mu    sync.RWMutex
-	state State
-	// index is the log index the state reflects: the last entry handed to
-	// ApplyBatch, or the snapshot's index after Restore. raft's own
+	mu sync.RWMutex
+	// state.AppliedIndex is the log index the state reflects: the last entry
+	// handed to ApplyBatch, or the snapshot's index after Restore. raft's own
 	// AppliedIndex runs ahead of it (it advances when a batch is queued), so
 	// only this one says what a copy of the state contains.
-	index    uint64
+	state    State
 	changed  chan struct{}
 	rejected atomic.Uint64
 	// snapshotIndex names the index of the snapshot being restored: raft
@@ -81,7 +80,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	if len(logs) > 0 {
-		f.index = max(f.index, logs[len(logs)-1].Index)
+		f.state.AppliedIndex = max(f.state.AppliedIndex, logs[len(logs)-1].Index)
 		// Also for rejected and configuration entries: a reader waiting for
 		// the state to reach an index must see the index move.
 		f.broadcastLocked()
@@ -96,18 +95,12 @@ func (f *FSM) broadcastLocked() {
 	f.changed = make(chan struct{})
 }
 
-// State returns a deep copy of the current state.
+// State returns a deep copy of the current state; its AppliedIndex says which
+// log index the copy reflects.
 func (f *FSM) State() State {
-	st, _ := f.StateAt()
-	return st
-}
-
-// StateAt returns a deep copy of the current state and the log index it
-// reflects, read together under the lock.
-func (f *FSM) StateAt() (State, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.state.Clone(), f.index
+	return f.state.Clone()
 }
 
 // Index is the log index the state reflects, without copying the state; the
@@ -116,7 +109,7 @@ func (f *FSM) StateAt() (State, uint64) {
 func (f *FSM) Index() uint64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.index
+	return f.state.AppliedIndex
 }
 
 // Changed returns a channel that is closed at the next applied change or
@@ -164,7 +157,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = env.State
-	f.index = idx
+	f.state.AppliedIndex = idx
 	f.broadcastLocked()
 	f.mu.Unlock()
 	return nil

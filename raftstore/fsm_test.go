@@ -163,7 +163,7 @@ func TestFSMBatchIsAtomic(t *testing.T) {
 	if !errors.Is(err, ErrInvalidCommand) || !strings.Contains(err.Error(), "log index 2") {
 		t.Fatalf("error = %v, want ErrInvalidCommand naming the log index", err)
 	}
-	if got := f.State(); !reflect.DeepEqual(got, before) {
+	if got := f.State(); !statesEqual(got, before) {
 		t.Fatalf("state changed by a rejected batch:\n got %#v\nwant %#v", got, before)
 	}
 	// The state stays, but its index moves past the rejected entry.
@@ -172,7 +172,7 @@ func TestFSMBatchIsAtomic(t *testing.T) {
 	default:
 		t.Fatal("Changed did not fire when a rejected batch moved the index")
 	}
-	if _, idx := f.StateAt(); idx != 2 {
+	if idx := f.State().AppliedIndex; idx != 2 {
 		t.Fatalf("index = %d, want 2", idx)
 	}
 	if f.Rejected() != 1 {
@@ -195,7 +195,7 @@ func TestFSMRejectsUnknownVersionAndType(t *testing.T) {
 			t.Errorf("error = %v, want one naming %q", err, tc.want)
 		}
 	}
-	if got := f.State(); !reflect.DeepEqual(got, NewState()) {
+	if got := f.State(); !statesEqual(got, NewState()) {
 		t.Fatalf("state changed: %#v", got)
 	}
 }
@@ -208,7 +208,9 @@ func TestFSMIgnoresNonCommandEntriesButCountsTheirIndex(t *testing.T) {
 	if len(resp) != 1 || resp[0] != nil {
 		t.Fatalf("response = %#v", resp)
 	}
-	st, idx := f.StateAt()
+	st := f.State()
+	idx := st.AppliedIndex
+	st.AppliedIndex = before.AppliedIndex
 	if !reflect.DeepEqual(st, before) {
 		t.Fatalf("a configuration entry changed the state: %#v", st)
 	}
@@ -242,7 +244,7 @@ func TestFSMIndexFollowsEveryEntry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := NewFSM()
 			f.ApplyBatch(tt.batch)
-			if _, got := f.StateAt(); got != tt.want {
+			if got := f.State().AppliedIndex; got != tt.want {
 				t.Fatalf("index = %d, want %d", got, tt.want)
 			}
 		})
@@ -257,7 +259,7 @@ func TestFSMIndexNeverGoesBackOnApply(t *testing.T) {
 	if err := applyCmd(t, f, 8, RemoveNode{Name: "ghost"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, idx := f.StateAt(); idx != 9 {
+	if idx := f.State().AppliedIndex; idx != 9 {
 		t.Fatalf("index = %d, want 9", idx)
 	}
 }
@@ -280,7 +282,7 @@ func TestFSMRestoreTakesTheSnapshotIndex(t *testing.T) {
 			if err := f.Restore(io.NopCloser(strings.NewReader(`{"version":1,"state":{}}`))); err != nil {
 				t.Fatal(err)
 			}
-			if _, idx := f.StateAt(); idx != tt.want {
+			if idx := f.State().AppliedIndex; idx != tt.want {
 				t.Fatalf("index after restore = %d, want %d", idx, tt.want)
 			}
 		})
@@ -403,7 +405,7 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
-	if got := dst.State(); !reflect.DeepEqual(got, want) {
+	if got := dst.State(); !statesEqual(got, want) {
 		t.Fatalf("restored state differs:\n got %#v\nwant %#v", got, want)
 	}
 
@@ -434,7 +436,7 @@ func TestFSMRestoreEmptySnapshot(t *testing.T) {
 	if err := f.Restore(io.NopCloser(&sink)); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.State(); !reflect.DeepEqual(got, NewState()) {
+	if got := f.State(); !statesEqual(got, NewState()) {
 		t.Fatalf("restore of empty snapshot left %#v", got)
 	}
 }
@@ -452,7 +454,7 @@ func TestFSMRestoreRejectsBadSnapshots(t *testing.T) {
 			if err := f.Restore(io.NopCloser(strings.NewReader(body))); err == nil {
 				t.Fatal("Restore accepted it")
 			}
-			if got := f.State(); !reflect.DeepEqual(got, before) {
+			if got := f.State(); !statesEqual(got, before) {
 				t.Fatal("failed restore changed the state")
 			}
 		})
@@ -520,5 +522,103 @@ func TestFSMLBClass(t *testing.T) {
 	*st.LBClass = "mutated"
 	if got := f.State().LBClass; got == nil || *got != "example.com/raftvip" {
 		t.Fatalf("class %v, want example.com/raftvip (unchanged by the caller)", got)
+	}
+}
+
+func TestFSMStateCarriesItsOwnIndex(t *testing.T) {
+	// Entry i moves the VIP for the i-th time, so a copy whose epoch and index
+	// disagree was read half-way between a change and its index.
+	f := NewFSM()
+	const n = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(1); i <= n; i++ {
+			if err := applyCmd(t, f, i, SetOwner{VIP: "198.51.100.100", Node: "cp1"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		st := f.State()
+		if got := st.Owners["198.51.100.100"].Epoch; got != st.AppliedIndex {
+			t.Fatalf("copy at index %d holds epoch %d", st.AppliedIndex, got)
+		}
+		if st.AppliedIndex == n {
+			break
+		}
+	}
+	<-done
+}
+
+func TestCloneKeepsAppliedIndex(t *testing.T) {
+	for _, idx := range []uint64{0, 1, 1 << 40} {
+		s := NewState()
+		s.AppliedIndex = idx
+		if got := s.Clone().AppliedIndex; got != idx {
+			t.Errorf("Clone of a state at %d is at %d", idx, got)
+		}
+	}
+}
+
+func TestSnapshotRestoreSetsAppliedIndexNotFromTheBody(t *testing.T) {
+	// The index is the snapshot's, never a number in the JSON body: an old body
+	// has none and a new one must not be trusted over raft's metadata.
+	src := NewFSM()
+	if err := applyCmd(t, src, 7, SetOwner{VIP: "198.51.100.100", Node: "cp1"}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sink.String(), "applied") {
+		t.Fatalf("snapshot body carries the applied index: %s", sink.String())
+	}
+	dst := NewFSM()
+	dst.snapshotIndex = func() uint64 { return 7 }
+	if err := dst.Restore(io.NopCloser(strings.NewReader(sink.String()))); err != nil {
+		t.Fatal(err)
+	}
+	st := dst.State()
+	if st.AppliedIndex != 7 || st.Owners["198.51.100.100"].Node != "cp1" {
+		t.Fatalf("restored copy at %d with owners %v, want index 7 and cp1", st.AppliedIndex, st.Owners)
+	}
+}
+
+func TestFSMLookupsReadTheLatestState(t *testing.T) {
+	f := NewFSM()
+	if _, ok := f.Owner("198.51.100.100"); ok {
+		t.Fatal("owner in an empty state")
+	}
+	steps := []Command{
+		SetOwner{VIP: "198.51.100.100", Node: "cp1"},
+		SetAdvertisers{VIP: "198.51.100.101", Nodes: []string{"cp1", "cp2"}},
+		SetOwner{VIP: "198.51.100.100", Node: "cp2"},
+	}
+	for i, c := range steps {
+		if err := applyCmd(t, f, uint64(i+1), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o, ok := f.Owner("198.51.100.100"); !ok || o.Node != "cp2" || o.Epoch != 2 {
+		t.Errorf("owner = %+v %v, want cp2 at epoch 2", o, ok)
+	}
+	for _, tc := range []struct {
+		vip, node string
+		want      bool
+	}{
+		{"198.51.100.101", "cp1", true},
+		{"198.51.100.101", "cp3", false},
+		{"198.51.100.100", "cp2", false},
+	} {
+		if got := f.Advertises(tc.vip, tc.node); got != tc.want {
+			t.Errorf("Advertises(%s, %s) = %v, want %v", tc.vip, tc.node, got, tc.want)
+		}
 	}
 }

@@ -223,6 +223,9 @@ type Node struct {
 	metrics *nodeMetrics
 	// fwdLimit rate-limits forwarded requests per peer (forwardlimit.go).
 	fwdLimit *peerLimiter
+	// barrier records whether this leader committed an entry of its term
+	// (barrier.go).
+	barrier termBarrier
 
 	// bootstrapped records whether Open bootstrapped a new cluster.
 	bootstrapped bool
@@ -435,12 +438,10 @@ func (n *Node) Apply(c Command, timeout time.Duration) error {
 	return nil
 }
 
-// State returns a deep copy of the replicated state as applied here.
+// State returns a deep copy of the replicated state as applied here. Its
+// AppliedIndex is the log index the copy reflects; Covers says whether that copy
+// is recent enough to act on.
 func (n *Node) State() State { return n.fsm.State() }
-
-// StateAt returns a copy of the replicated state and the log index it reflects;
-// Covers says whether that copy is recent enough to act on.
-func (n *Node) StateAt() (State, uint64) { return n.fsm.StateAt() }
 
 // maxCoverScan bounds how many log entries Covers inspects.
 const maxCoverScan = 1024

@@ -365,7 +365,7 @@ func TestCoversSkipsEntriesThatNeverReachTheFSM(t *testing.T) {
 	c := newCluster(t, 1, nil, Timeouts{})
 	n := c.leader()
 	c.apply(RemoveNode{Name: "ghost"})
-	_, before := n.StateAt()
+	before := n.State().AppliedIndex
 	if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
 		t.Fatalf("barrier: %v", err)
 	}
@@ -378,7 +378,7 @@ func TestCoversSkipsEntriesThatNeverReachTheFSM(t *testing.T) {
 	}
 	c.apply(RemoveNode{Name: "ghost"})
 	cmd := n.raft.LastIndex()
-	waitFor(t, "the FSM to apply the command", func() bool { _, i := n.StateAt(); return i >= cmd })
+	waitFor(t, "the FSM to apply the command", func() bool { return n.State().AppliedIndex >= cmd })
 	if n.Covers(before, cmd) {
 		t.Errorf("a copy at %d covers %d although a command lies between", before, cmd)
 	}

@@ -42,6 +42,10 @@ type Owner struct {
 	Node    string `json:"node"`
 	Epoch   uint64 `json:"epoch"`
 	Service string `json:"service,omitempty"`
+	// Releasing asks Node to stop announcing the VIP before anyone else may
+	// (ReleaseOwner); Released is Node's confirmation that it did (AckRelease).
+	Releasing bool `json:"releasing,omitempty"`
+	Released  bool `json:"released,omitempty"`
 }
 
 // NodeInfo is what a node last reported about itself through the leader.
@@ -83,6 +87,12 @@ type State struct {
 	// LBClass is the committed loadBalancerClass the leader serves (SetLBClass);
 	// nil until the first leader commits one.
 	LBClass *string `json:"lb_class,omitempty"`
+	// AppliedIndex is the raft log index this copy reflects, set by the FSM under
+	// the same lock as the change (and from the snapshot's index on restore). A
+	// reader asking "does what I hold include index N" asks the copy itself, never
+	// raft's AppliedIndex, which advances when a batch is queued, not applied.
+	// It is not written to snapshots: the snapshot's own index is the same number.
+	AppliedIndex uint64 `json:"-"`
 }
 
 // NewState returns an empty state with all maps allocated, the form the FSM
@@ -110,6 +120,7 @@ func (s State) Clone() State {
 		Advertisers:          make(map[string][]string, len(s.Advertisers)),
 		Epochs:               maps.Clone(s.Epochs),
 		LBClass:              cloneClass(s.LBClass),
+		AppliedIndex:         s.AppliedIndex,
 	}
 	if c.Epochs == nil {
 		c.Epochs = map[string]uint64{}

@@ -50,6 +50,8 @@ type Holder struct {
 	expires map[netip.Addr]time.Time
 	gen     uint64
 	closed  bool
+	// entitled is asked right before every announcement (entitled.go).
+	entitled Entitled
 }
 
 // NewHolder prepares a Holder for iface in the current network namespace. It
@@ -157,8 +159,11 @@ func (h *Holder) Set(desired []Lease) error {
 		for _, vip := range fresh {
 			h.held[vip] = h.gen
 		}
-		errs = append(errs, h.ann.AnnounceBatch(fresh))
-		h.followUp(fresh, h.gen)
+		sent, err := h.announce(fresh)
+		errs = append(errs, err)
+		if len(sent) > 0 {
+			h.followUp(sent, h.gen)
+		}
 	}
 	if h.fence != nil && fenced && released {
 		errs = append(errs, h.fence.Write(sortedKeys(h.held), leases))
@@ -249,10 +254,13 @@ func (h *Holder) followUp(vips []netip.Addr, gen uint64) {
 				}
 			}
 			if len(still) > 0 && h.ctx.Err() == nil {
-				if err := h.ann.AnnounceBatch(still); err != nil {
+				var err error
+				if still, err = h.announce(still); err != nil {
 					h.logger.Warn("re-announce VIPs", "err", err)
 				}
 			}
+			// A VIP not entitled at one follow-up is not announced at a later one.
+			vips = still
 			h.mu.Unlock()
 			if len(still) == 0 {
 				return
@@ -276,10 +284,8 @@ func (h *Holder) AnnounceAll() error {
 			vips = append(vips, vip)
 		}
 	}
-	if len(vips) == 0 {
-		return nil
-	}
-	return h.ann.AnnounceBatch(vips)
+	_, err := h.announce(vips)
+	return err
 }
 
 // Held returns the VIPs the Holder currently holds, sorted.
