@@ -176,7 +176,7 @@ func startLoopbackAgents(t *testing.T, dir string, extra func(name string) []str
 		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", sp), log: filepath.Join(dir, name+".log")}
 		args := append([]string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
 			fmt.Sprintf("--raft-port=%d", ports[name]), fmt.Sprintf("--status-address=127.0.0.1:%d", sp),
-			"--data-dir=" + filepath.Join(dir, name), "--apiserver-health-url="}, peers...)
+			"--data-dir=" + filepath.Join(dir, name), "--admin-socket=" + filepath.Join(dir, name+".sock"), "--apiserver-health-url="}, peers...)
 		startAgent(t, a, append(args, extra(name)...))
 		agents = append(agents, a)
 	}

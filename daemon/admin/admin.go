@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,12 +70,39 @@ type Backend interface {
 var ErrInUse = errors.New("another process listens there")
 
 // Listen creates the socket at path, mode 0600, in a directory it creates with
-// mode 0700. A socket file left by a crashed agent is replaced; one a live
-// process answers on is not (ErrInUse), nor is a file that is not a socket.
+// mode 0700. A socket file left by a crashed agent is replaced; one a live agent
+// serves is not (ErrInUse), nor is a file that is not a socket.
+//
+// Who serves the socket is decided by an flock on path+".lock", held until the
+// listener closes, not by dialling: a socket is bound before it listens, so a
+// dial in between is refused and would take a live agent's socket for stale.
+// The kernel drops the lock of a crashed agent by itself.
 func Listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("admin socket %s: %w", path, err)
 	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("admin socket %s: %w (is another raftvip agent running on this host?)", path, ErrInUse)
+		}
+		return nil, fmt.Errorf("admin socket %s: lock: %w", path, err)
+	}
+	ln, err := listenLocked(path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &lockedListener{Listener: ln, lock: lock}, nil
+}
+
+// listenLocked binds path while this process holds its lock, so any socket file
+// already there was left by an agent that is gone.
+func listenLocked(path string) (net.Listener, error) {
 	switch fi, err := os.Lstat(path); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -82,10 +110,6 @@ func Listen(path string) (net.Listener, error) {
 	case fi.Mode()&fs.ModeSocket == 0:
 		return nil, fmt.Errorf("admin socket %s: exists and is not a socket", path)
 	default:
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("admin socket %s: %w (is another raftvip agent running on this host?)", path, ErrInUse)
-		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("admin socket %s: remove stale socket: %w", path, err)
 		}
@@ -99,6 +123,20 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin socket %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// lockedListener releases the socket's lock when it closes, after the socket
+// file is gone, so the next agent never finds a live one.
+type lockedListener struct {
+	net.Listener
+	lock *os.File
+	once sync.Once
+}
+
+func (l *lockedListener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { l.lock.Close() })
+	return err
 }
 
 // Server answers admin requests on a listener from Listen.

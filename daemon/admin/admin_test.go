@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -280,5 +281,53 @@ func TestNobodyIsRefused(t *testing.T) {
 	}
 	if _, err := Call(path, Request{Op: OpMembers}, time.Second, nil); err != nil {
 		t.Fatalf("root through the same socket: %v", err)
+	}
+}
+
+// TestListenRaceOneWinsOthersInUse: agents started together on one host race for
+// the socket; exactly one serves it and every other one hears ErrInUse, never a
+// bind error that would stop it.
+func TestListenRaceOneWinsOthersInUse(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		path := filepath.Join(t.TempDir(), "admin.sock")
+		const n = 8
+		errs := make(chan error, n)
+		lns := make(chan net.Listener, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ln, err := Listen(path)
+				if err == nil {
+					lns <- ln
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		close(lns)
+		won := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrInUse):
+				t.Fatalf("round %d: %v, want ErrInUse", round, err)
+			}
+		}
+		for ln := range lns {
+			ln.Close()
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d listeners won the socket, want 1", round, won)
+		}
+		// The winner closed: the socket is free again for the next agent.
+		ln, err := Listen(path)
+		if err != nil {
+			t.Fatalf("round %d: Listen after the winner closed: %v", round, err)
+		}
+		ln.Close()
 	}
 }

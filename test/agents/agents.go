@@ -113,7 +113,7 @@ func StartLab(t lab.TB, l *lab.Lab, o LabOptions) []*Agent {
 		a := &Agent{Name: name(i), Index: i, NS: l.Node(i), lab: l}
 		a.Args = append([]string{"agent", "--node-name=" + a.Name, "--interface=" + lab.Iface,
 			"--advertise-address=" + l.NodeIP(i).String(), fmt.Sprintf("--raft-port=%d", RaftPort),
-			fmt.Sprintf("--status-address=:%d", StatusPort), "--data-dir=" + filepath.Join(l.Dir(), a.Name),
+			fmt.Sprintf("--status-address=:%d", StatusPort), "--data-dir=" + filepath.Join(l.Dir(), a.Name), "--admin-socket=" + filepath.Join(l.Dir(), a.Name+".sock"),
 			"--insecure-transport", "--apiserver-health-url=", "--log-level=debug"}, peers...)
 		if slices.Contains(o.Workers, i) {
 			a.Args = append(a.Args[:len(a.Args)-len(peers)], join)

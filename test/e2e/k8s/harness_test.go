@@ -107,7 +107,7 @@ func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
 			"--node-name=" + a.name, "--advertise-address=127.0.0.1",
 			"--raft-port=" + strconv.Itoa(raftPorts[i]),
 			"--status-address=" + strings.TrimPrefix(a.statusURL, "http://"),
-			"--data-dir=" + filepath.Join(dir, a.name),
+			"--data-dir=" + filepath.Join(dir, a.name), "--admin-socket=" + filepath.Join(dir, a.name+".sock"),
 			"--insecure-transport", "--apiserver-health-url=",
 			"--kubeconfig=" + cp.RaftvipKubeconfig,
 			"--log-format=json",

@@ -176,7 +176,7 @@ func TestVIPTheInterfaceCannotCarryIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := l.Exec(l.Node(0), bin, "agent", "--node-name=node0", "--interface="+lab.Iface,
 				"--advertise-address="+l.NodeIP(0).String(), "--peer=node0="+l.NodeIP(0).String()+":7950",
-				"--insecure-transport", "--data-dir="+t.TempDir(), "--control-plane-vip="+tc.vip)
+				"--insecure-transport", "--data-dir="+t.TempDir(), "--admin-socket=", "--control-plane-vip="+tc.vip)
 			var ee *exec.ExitError
 			if !errorsAs(err, &ee) || ee.ExitCode() != 2 {
 				t.Fatalf("want exit code 2, got %v:\n%s", err, out)
