@@ -220,6 +220,7 @@ type svcDecision struct {
 	cmds         []raftstore.Command
 	writeIngress bool
 	ingress      []netip.Addr
+	ips          []netip.Addr // the committed allocation's addresses, for the log
 	events       []svcEvent
 	peerEvents   []peerEvent // on the other Service of an adoption conflict
 	pending      bool
@@ -327,7 +328,7 @@ func (s *serviceController) settle(decisions []svcDecision, committed, written m
 			continue
 		}
 		if d.summary != "" {
-			s.log.Info(d.summary, "service", d.key, "ips", d.ingress)
+			s.log.Info(d.summary, "service", d.key, "ips", d.ips)
 		}
 		if d.unblocks {
 			lastUnblock = i
@@ -506,6 +507,7 @@ func (s *serviceController) decide(pools []ipam.Pool, used *ipam.Used, allocs ma
 		d.events = append(d.events, svcEvent{warning: true, reason: watchers.ReasonOutsidePools, msg: res.Reason})
 	}
 	d.partial = len(ipam.Missing(request(v), res.Allocation.IPs)) > 0
+	d.ips = res.Allocation.IPs
 	d.setIngress(v, res.Allocation.IPs)
 	return d
 }

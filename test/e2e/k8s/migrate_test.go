@@ -122,7 +122,8 @@ func TestMigrationAdoptsStatus(t *testing.T) {
 		t.Fatalf("status addresses changed:\nbefore %v\nafter  %v", before, after)
 	}
 	checkConsistent(t, e, ns, e.agents)
-	waitEvent(t, c, ns, "svc-03", "IPAllocated", "adopted status")
+	waitEvent(t, c, ns, "svc-01", "IPAllocated", "adopted status 2001:db8:100::1fe")
+	waitEvent(t, c, ns, "svc-03", "IPAllocated", "requested 2001:db8:100::1fc, 198.51.100.196")
 
 	waitEvent(t, c, conflictNS, "dup-a", "IPAdoptionConflict", conflictNS+"/dup-b also shows ip 198.51.100.120")
 	waitEvent(t, c, conflictNS, "dup-b", "IPAllocated", "status ip 198.51.100.120 not adopted")
