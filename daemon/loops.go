@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/raftvip/raftvip/daemon/handoff"
 	"github.com/raftvip/raftvip/raftstore"
 )
 
@@ -102,6 +103,9 @@ func (d *Daemon) reportOnce(ctx context.Context) {
 func (d *Daemon) leaderLoop(ctx context.Context) {
 	var lastHandover, leaderSince time.Time
 	var drift string
+	// releases times the pending releases of planned moves (handoff); a release
+	// is timed from when this node first saw it, so a new leader only waits longer.
+	var releases handoff.Tracker
 	tick := time.NewTicker(max(d.cfg.NodeDownTimeout/6, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -139,7 +143,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		if d.cfg.Mode == ModeBGP {
 			d.decideAdvertisers(st, servers, contacts, leaderSince)
 		} else {
-			d.assignOwners(st, servers, contacts, leaderSince)
+			d.assignOwners(st, servers, contacts, leaderSince, &releases)
 		}
 		d.pruneWorkers(servers, contacts, leaderSince)
 		if time.Since(lastHandover) < handoverBackoff {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/raftvip/raftvip/daemon/assign"
+	"github.com/raftvip/raftvip/daemon/handoff"
 	"github.com/raftvip/raftvip/raftstore"
 )
 
@@ -39,20 +40,34 @@ func nodeHealth(self string, servers []raftstore.Server, contacts map[string]tim
 	for _, n := range excluded {
 		ex[n] = true
 	}
+	up := reachable(self, servers, contacts, leaderSince, now, nodeDown)
 	out := make([]assign.Node, 0, len(servers))
 	for _, s := range servers {
-		healthy := true
-		if s.ID != self {
-			last, ok := contacts[s.ID]
-			if !ok || last.Before(leaderSince) {
-				last = leaderSince
-			}
-			healthy = now.Sub(last) <= nodeDown
-		}
+		healthy := up[s.ID]
 		if info, ok := st.Nodes[s.ID]; ok && info.Draining {
 			healthy = false
 		}
 		out = append(out, assign.Node{Name: s.ID, Healthy: healthy, Excluded: ex[s.ID]})
+	}
+	return out
+}
+
+// reachable is the set of servers the leader heard from within the node-down
+// timeout (itself always). A node outside it is down: its fence has silenced it,
+// so its VIPs move in one step; a node inside it is alive and must release first.
+func reachable(self string, servers []raftstore.Server, contacts map[string]time.Time, leaderSince, now time.Time,
+	nodeDown time.Duration) map[string]bool {
+	out := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		if s.ID == self {
+			out[s.ID] = true
+			continue
+		}
+		last, ok := contacts[s.ID]
+		if !ok || last.Before(leaderSince) {
+			last = leaderSince
+		}
+		out[s.ID] = now.Sub(last) <= nodeDown
 	}
 	return out
 }
@@ -85,6 +100,25 @@ func assignInputs(st raftstore.State, eps map[string]endpointInfo) ([]assign.Ser
 	return svcs, cur
 }
 
+// handoffOwners is the replicated owner table as handoff reads it.
+func handoffOwners(st raftstore.State) map[netip.Addr]handoff.Owner {
+	out := make(map[netip.Addr]handoff.Owner, len(st.Owners))
+	for vip, o := range st.Owners {
+		if addr, err := netip.ParseAddr(vip); err == nil {
+			out[addr] = handoff.Owner{Node: o.Node, Epoch: o.Epoch, Service: o.Service, Releasing: o.Releasing, Released: o.Released}
+		}
+	}
+	return out
+}
+
+// releaseWait is how old an unconfirmed release must be before the new owner may
+// be committed: the old owner's kernel lease for service VIPs (the fence
+// timeout), plus the commit timeout within which it learns of the release and
+// one announce pass that may still renew the lease from the state before it.
+func releaseWait(cfg *Parsed) time.Duration {
+	return cfg.FenceTimeout + cfg.Raft.Commit + announceCheckInterval(cfg)
+}
+
 // ownerCommands turns decisions into one Raft batch.
 func ownerCommands(ds []assign.Decision) raftstore.Batch {
 	var b raftstore.Batch
@@ -98,9 +132,30 @@ func ownerCommands(ds []assign.Decision) raftstore.Batch {
 	return b
 }
 
+// planCommands turns a handoff plan into one Raft batch: the releases, then the
+// owner changes (never both for one VIP).
+func planCommands(p handoff.Plan) raftstore.Batch {
+	var b raftstore.Batch
+	for _, d := range p.Release {
+		b.Commands = append(b.Commands, raftstore.ReleaseOwner{VIP: d.VIP.String()})
+	}
+	b.Commands = append(b.Commands, ownerCommands(commitDecisions(p)).Commands...)
+	return b
+}
+
+func commitDecisions(p handoff.Plan) []assign.Decision {
+	out := make([]assign.Decision, len(p.Commit))
+	for i, c := range p.Commit {
+		out[i] = c.Decision
+	}
+	return out
+}
+
 // assignOwners (leader only) decides who announces each service VIP and commits
-// the changes in one batch.
-func (d *Daemon) assignOwners(st raftstore.State, servers []raftstore.Server, contacts map[string]time.Time, leaderSince time.Time) {
+// the next step towards it in one batch: a planned move first asks the old owner
+// to release (handoff), a move away from a down node commits the new owner at once.
+func (d *Daemon) assignOwners(st raftstore.State, servers []raftstore.Server, contacts map[string]time.Time, leaderSince time.Time,
+	releases *handoff.Tracker) {
 	var eps map[string]endpointInfo
 	var excluded []string
 	if d.services != nil {
@@ -109,23 +164,37 @@ func (d *Daemon) assignOwners(st raftstore.State, servers []raftstore.Server, co
 		}
 		eps, excluded = d.services.Endpoints(), d.services.ExcludedNodes()
 	}
-	nodes := nodeHealth(d.cfg.NodeName, servers, contacts, leaderSince, time.Now(), d.cfg.NodeDownTimeout, st, excluded)
+	now := time.Now()
+	nodes := nodeHealth(d.cfg.NodeName, servers, contacts, leaderSince, now, d.cfg.NodeDownTimeout, st, excluded)
+	up := reachable(d.cfg.NodeName, servers, contacts, leaderSince, now, d.cfg.NodeDownTimeout)
 	svcs, cur := assignInputs(st, eps)
-	decisions := assign.Assign(svcs, nodes, cur)
-	if len(decisions) == 0 {
+	owners := handoffOwners(st)
+	plan := handoff.Next(handoff.Input{
+		Owners: owners,
+		Moves:  assign.Assign(svcs, nodes, cur),
+		Down:   func(n string) bool { return !up[n] },
+		Since:  releases.Observe(owners, now),
+		Now:    now,
+		Wait:   releaseWait(d.cfg),
+	})
+	if len(plan.Release) == 0 && len(plan.Commit) == 0 {
 		return
 	}
 	start := time.Now()
-	if err := d.node.Apply(ownerCommands(decisions), reportTimeout); err != nil {
-		d.log.Error("commit VIP owners", "changes", len(decisions), "err", err)
+	if err := d.node.Apply(planCommands(plan), reportTimeout); err != nil {
+		d.log.Error("commit VIP owners", "releases", len(plan.Release), "changes", len(plan.Commit), "err", err)
 		return
 	}
-	for _, dec := range decisions {
-		d.m.moves.WithLabelValues(dec.Reason).Inc()
-		d.log.Info("VIP owner changed", "vip", dec.VIP, "service", dec.Service, "from", dec.From, "to", dec.To, "reason", dec.Reason)
+	for _, r := range plan.Release {
+		d.log.Info("VIP release requested: the owner stops announcing before the new one may start", "vip", r.VIP, "service", r.Service,
+			"from", r.From, "to", r.To, "reason", r.Reason)
 	}
-	d.log.Debug("committed VIP owners", "changes", len(decisions), "took", time.Since(start).Round(time.Millisecond))
-	if d.services != nil {
-		d.services.OwnersChanged(decisions)
+	for _, c := range plan.Commit {
+		d.m.moves.WithLabelValues(c.Reason).Inc()
+		d.log.Info("VIP owner changed", "vip", c.VIP, "service", c.Service, "from", c.From, "to", c.To, "reason", c.Reason, "handoff", c.Via)
+	}
+	d.log.Debug("committed VIP owners", "releases", len(plan.Release), "changes", len(plan.Commit), "took", time.Since(start).Round(time.Millisecond))
+	if d.services != nil && len(plan.Commit) > 0 {
+		d.services.OwnersChanged(commitDecisions(plan))
 	}
 }

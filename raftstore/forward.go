@@ -258,8 +258,10 @@ func (n *Node) probeBeforeBootstrap(addrs []string) error {
 const probeTimeout = 2 * time.Second
 
 // authorize allows a peer to forward only what it may say about itself: its own node
-// report, and its confirmation that it released a VIP. peer is the name in its verified certificate, "" on an insecure transport
-// (where anyone can do anything anyway).
+// report, and its confirmation that it released a VIP, alone or as a batch of such
+// confirmations (a draining node confirms all its VIPs in one request; one each
+// would run into the per-peer forwarding rate). peer is the name in its verified
+// certificate, "" on an insecure transport (where anyone can do anything anyway).
 func authorize(peer string, c Command) error {
 	var about string
 	switch r := c.(type) {
@@ -267,6 +269,19 @@ func authorize(peer string, c Command) error {
 		about = r.Node.Name
 	case AckRelease:
 		about = r.Node
+	case Batch:
+		if len(r.Commands) == 0 {
+			return fmt.Errorf("an empty %s may not be forwarded", c.Type())
+		}
+		for _, sub := range r.Commands {
+			if _, ok := sub.(AckRelease); !ok {
+				return fmt.Errorf("a %s may be forwarded only of %s, not of %s", c.Type(), TypeAckRelease, sub.Type())
+			}
+			if err := authorize(peer, sub); err != nil {
+				return err
+			}
+		}
+		return nil
 	default:
 		return fmt.Errorf("%s may not be forwarded; only %s and %s", c.Type(), TypeReportNode, TypeAckRelease)
 	}

@@ -92,3 +92,74 @@ func TestAckReleaseIsForwardedOnlyAboutOneself(t *testing.T) {
 		return true
 	})
 }
+
+func TestAuthorizeForwarded(t *testing.T) {
+	own := AckRelease{VIP: "198.51.100.1", Node: "w1", Epoch: 2}
+	other := AckRelease{VIP: "198.51.100.2", Node: "w2", Epoch: 2}
+	for _, tc := range []struct {
+		name string
+		peer string
+		c    Command
+		want string // "" means allowed
+	}{
+		{"own report", "w1", ReportNode{Node: NodeInfo{Name: "w1"}}, ""},
+		{"someone else's report", "w1", ReportNode{Node: NodeInfo{Name: "w2"}}, `certificate is for "w1", report_node is about "w2"`},
+		{"own ack", "w1", own, ""},
+		{"someone else's ack", "w1", other, `certificate is for "w1", ack_release is about "w2"`},
+		{"a batch of own acks", "w1", Batch{Commands: []Command{own, AckRelease{VIP: "198.51.100.3", Node: "w1", Epoch: 1}}}, ""},
+		{"a batch with someone else's ack", "w1", Batch{Commands: []Command{own, other}}, `certificate is for "w1", ack_release is about "w2"`},
+		{"a batch with an owner change", "w1", Batch{Commands: []Command{own, SetOwner{VIP: "198.51.100.1", Node: "w1"}}}, "only of ack_release, not of set_owner"},
+		{"a batch with a report", "w1", Batch{Commands: []Command{ReportNode{Node: NodeInfo{Name: "w1"}}}}, "only of ack_release, not of report_node"},
+		{"an empty batch", "w1", Batch{}, "empty batch"},
+		{"a release", "w1", ReleaseOwner{VIP: "198.51.100.1"}, "release_owner may not be forwarded"},
+		{"an owner change", "w1", SetOwner{VIP: "198.51.100.1", Node: "w1"}, "set_owner may not be forwarded"},
+		{"insecure transport: anyone's ack", "", other, ""},
+		{"insecure transport: still no owner change in a batch", "", Batch{Commands: []Command{other, RemoveOwner{VIP: "198.51.100.2"}}}, "not of remove_owner"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := authorize(tc.peer, tc.c)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want a refusal naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAckBatchIsForwardedOnlyAboutOneself(t *testing.T) {
+	c := newCluster(t, 3, newTestCA(t, "cluster-ca"), DefaultTimeouts())
+	leader := c.leader()
+	f := follower(c, leader)
+	other := others(c, f)[0]
+	vips := []string{"198.51.100.100", "198.51.100.101", "2001:db8:100::100"}
+	for _, v := range vips {
+		c.apply(SetOwner{VIP: v, Node: f.id})
+		c.apply(ReleaseOwner{VIP: v})
+	}
+	mixed := Batch{Commands: []Command{AckRelease{VIP: vips[0], Node: f.id, Epoch: 1}, AckRelease{VIP: vips[1], Node: other.id, Epoch: 1}}}
+	if err := f.Forward(mixed, 5*time.Second); err == nil || !strings.Contains(err.Error(), "certificate is for") {
+		t.Fatalf("batch with another node's ack: got %v, want refusal naming the certificate", err)
+	}
+	if o, _ := leader.Owner(vips[0]); o.Released {
+		t.Fatalf("a refused batch was partly applied: %+v", o)
+	}
+	var own Batch
+	for _, v := range vips {
+		own.Commands = append(own.Commands, AckRelease{VIP: v, Node: f.id, Epoch: 1})
+	}
+	if err := f.Forward(own, 5*time.Second); err != nil {
+		t.Fatalf("own batch of acks: %v", err)
+	}
+	waitFor(t, "every ack on every node", func() bool {
+		for _, n := range c.running() {
+			for _, v := range vips {
+				if o, _ := n.Owner(v); !o.Released || o.Node != f.id {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
