@@ -13,9 +13,10 @@ import (
 // desiredVIPs is what this node must hold on its interface right now, from the
 // replicated state alone:
 //   - the control-plane VIPs while it is the Raft leader;
-//   - the service VIPs the FSM says it owns, unless fenced: the caller fences a
-//     follower that has not heard from a leader within the fence timeout, and any
-//     node whose FSM has not caught up with the leader's commit index.
+//   - the service VIPs the FSM says it owns and does not ask it to release,
+//     unless fenced: the caller fences a follower that has not heard from a
+//     leader within the fence timeout, and any node whose FSM has not caught up
+//     with the leader's commit index.
 //
 // A node cut off from the leader therefore goes silent after the fence timeout,
 // before the leader's (longer) node-down timeout lets anyone else take its VIPs.
@@ -26,7 +27,9 @@ func desiredVIPs(self string, leader, fenced bool, cpVIPs []netip.Addr, st rafts
 	}
 	if !fenced {
 		for vip, o := range st.Owners {
-			if o.Node != self {
+			// A releasing VIP is still recorded as ours, but a planned move is
+			// waiting for us to let go of it (release.go).
+			if o.Node != self || o.Releasing {
 				continue
 			}
 			if a, err := netip.ParseAddr(vip); err == nil {
@@ -112,6 +115,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	st := d.node.State()
 	var lastPass time.Time
 	wasRaftLeader := false
+	var acks acker
 	for {
 		now := time.Now()
 		d.health.beat("announce", now)
@@ -140,6 +144,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 			d.logTransition(leader, wasLeader, isFenced, wasFenced, want)
 		}
 		wasLeader, wasFenced = leader, isFenced
+		d.confirmReleases(&acks, st, d.holder.Held(), now)
 		select {
 		case <-ctx.Done():
 			return

@@ -15,6 +15,9 @@ func TestDesiredVIPs(t *testing.T) {
 		"198.51.100.120":    {VIP: "198.51.100.120", Node: "n1", Epoch: 3},
 		"2001:db8:100::120": {VIP: "2001:db8:100::120", Node: "n1", Epoch: 1},
 		"198.51.100.121":    {VIP: "198.51.100.121", Node: "n2", Epoch: 1},
+		"198.51.100.122":    {VIP: "198.51.100.122", Node: "n3", Epoch: 2, Releasing: true},
+		"198.51.100.123":    {VIP: "198.51.100.123", Node: "n3", Epoch: 5, Releasing: true, Released: true},
+		"198.51.100.124":    {VIP: "198.51.100.124", Node: "n3", Epoch: 1},
 	}}
 	cases := []struct {
 		name           string
@@ -26,7 +29,9 @@ func TestDesiredVIPs(t *testing.T) {
 		{"fenced follower holds nothing", "n1", false, true, nil},
 		{"leader holds control-plane VIPs and its own", "n2", true, false, []string{"198.51.100.100", "198.51.100.121", "2001:db8:100::100"}},
 		{"a leader not yet caught up holds only the control-plane VIPs", "n2", true, true, []string{"198.51.100.100", "2001:db8:100::100"}},
-		{"node owning nothing", "n3", false, false, nil},
+		{"node owning nothing", "n4", false, false, nil},
+		{"an owner asked to release holds only what it keeps", "n3", false, false, []string{"198.51.100.124"}},
+		{"a releasing leader keeps only the control-plane VIPs and what it keeps", "n3", true, false, []string{"198.51.100.100", "198.51.100.124", "2001:db8:100::100"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

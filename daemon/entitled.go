@@ -17,12 +17,12 @@ import (
 
 // entitledNow is that question as a pure function: a control-plane VIP needs a
 // leader within its verified lease (p.leader); a service VIP needs an unfenced
-// node that the applied state names as its owner.
+// node that the applied state names as its owner and does not ask to release it.
 func entitledNow(self string, v netip.Addr, cpVIPs []netip.Addr, owner raftstore.Owner, owned bool, p passState) bool {
 	if slices.Contains(cpVIPs, v) {
 		return p.leader
 	}
-	return !p.fenced && owned && owner.Node == self
+	return !p.fenced && owned && owner.Node == self && !owner.Releasing
 }
 
 // entitled is the Holder's vip.Entitled check for this daemon. It reads the FSM without

@@ -31,6 +31,9 @@ func TestEntitledNow(t *testing.T) {
 		{"moved to another node since the first burst", svc, theirs, true, passState{}, false},
 		{"owner removed since the first burst", svc, raftstore.Owner{}, false, passState{}, false},
 		{"leader owning a service VIP", svc, mine, true, passState{leader: true}, true},
+		{"owner asked to release since the first burst", svc, raftstore.Owner{VIP: svc.String(), Node: "n1", Epoch: 3, Releasing: true}, true, passState{}, false},
+		{"owner that confirmed its release", svc, raftstore.Owner{VIP: svc.String(), Node: "n1", Epoch: 3, Releasing: true, Released: true}, true, passState{}, false},
+		{"leader asked to release a service VIP", svc, raftstore.Owner{VIP: svc.String(), Node: "n1", Epoch: 3, Releasing: true}, true, passState{leader: true}, false},
 	} {
 		if got := entitledNow("n1", tc.v, cps, tc.owner, tc.owned, tc.p); got != tc.want {
 			t.Errorf("%s: entitled = %v, want %v", tc.name, got, tc.want)
