@@ -7,14 +7,11 @@ import (
 // drainBudget bounds how long a stopping node waits for its service VIPs to move.
 const drainBudget = 2 * time.Second
 
-// drainSettle is how long a drained node keeps its addresses after the new owners
-// were committed: long enough for them to apply the change and announce (they learn
-// of the commit within the raft commit timeout), short enough to be invisible.
-const drainSettle = 30 * time.Millisecond
-
 // drain asks the leader to move this node's service VIPs elsewhere and waits,
-// bounded, until the replicated state no longer gives it any. The announce loop drops
-// each address as its new owner takes it, so clients see no gap.
+// bounded, until the replicated state no longer gives it any. Each move is a
+// planned one in two phases (daemon/handoff): the leader first asks this node to
+// release the VIP, the announce loop takes the address off and confirms, and
+// only then is the new owner committed, so no two nodes answer for a VIP.
 func (d *Daemon) drain(budget time.Duration) {
 	if !d.ownsServiceVIPs() {
 		return
@@ -39,7 +36,6 @@ func (d *Daemon) drain(budget time.Duration) {
 			return
 		}
 	}
-	time.Sleep(drainSettle)
 	d.log.Info("drained: service VIPs moved to other nodes", "took", time.Since(start).Round(time.Millisecond))
 }
 
