@@ -298,6 +298,21 @@ func TestReleaseWaitCoversTheFence(t *testing.T) {
 	}
 }
 
+func TestAnnouncerChanges(t *testing.T) {
+	v1, v2 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	p := handoff.Plan{Commit: []handoff.Commit{
+		{Decision: assign.Decision{VIP: v1, From: "a", To: "a", Reason: handoff.ReasonReleaseTakenBack}, Via: handoff.ViaKept},
+		{Decision: assign.Decision{VIP: v2, From: "a", To: "b", Reason: assign.ReasonExcluded}, Via: handoff.ViaAcked},
+	}}
+	got := announcerChanges(p)
+	if len(got) != 1 || got[0].VIP != v2 {
+		t.Fatalf("announcerChanges = %+v, want only the move to b (a release taken back keeps its announcer)", got)
+	}
+	if len(commitDecisions(p)) != 2 {
+		t.Fatal("commitDecisions must keep the take-back: it is still committed")
+	}
+}
+
 func TestHandoffOwners(t *testing.T) {
 	st := raftstore.State{Owners: map[string]raftstore.Owner{
 		"198.51.100.1": {VIP: "198.51.100.1", Node: "a", Epoch: 3, Service: "ns/x", Releasing: true, Released: true},

@@ -151,6 +151,18 @@ func commitDecisions(p handoff.Plan) []assign.Decision {
 	return out
 }
 
+// announcerChanges are the plan's commits that change who announces a VIP: the
+// moves counted and reported as Events. A release taken back keeps its announcer.
+func announcerChanges(p handoff.Plan) []assign.Decision {
+	var out []assign.Decision
+	for _, c := range p.Commit {
+		if c.From != c.To {
+			out = append(out, c.Decision)
+		}
+	}
+	return out
+}
+
 // assignOwners (leader only) decides who announces each service VIP and commits
 // the next step towards it in one batch: a planned move first asks the old owner
 // to release (handoff), a move away from a down node commits the new owner at once.
@@ -190,11 +202,14 @@ func (d *Daemon) assignOwners(st raftstore.State, servers []raftstore.Server, co
 			"from", r.From, "to", r.To, "reason", r.Reason)
 	}
 	for _, c := range plan.Commit {
-		d.m.moves.WithLabelValues(c.Reason).Inc()
 		d.log.Info("VIP owner changed", "vip", c.VIP, "service", c.Service, "from", c.From, "to", c.To, "reason", c.Reason, "handoff", c.Via)
 	}
+	moves := announcerChanges(plan)
+	for _, m := range moves {
+		d.m.moves.WithLabelValues(m.Reason).Inc()
+	}
 	d.log.Debug("committed VIP owners", "releases", len(plan.Release), "changes", len(plan.Commit), "took", time.Since(start).Round(time.Millisecond))
-	if d.services != nil && len(plan.Commit) > 0 {
-		d.services.OwnersChanged(commitDecisions(plan))
+	if d.services != nil && len(moves) > 0 {
+		d.services.OwnersChanged(moves)
 	}
 }
