@@ -126,7 +126,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		wasRaftLeader = raftLeader
 		// A leader whose term's barrier has not committed yet acts as a follower
 		// that hears its leader: it speaks for the control-plane VIPs only once ready.
-		p := decidePass(raftLeader && d.node.LeaderReady(), d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
+		p := d.lease.apply(decidePass(raftLeader && d.node.LeaderReady(), d.lease.verifiedAt(), d.node.LastContact(), lastPass, now, d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout))
 		lastPass = now
 		leader, isFenced := p.leader, p.fenced
 		// A leader stepping down was current; a new leader may not have applied

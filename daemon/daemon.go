@@ -233,8 +233,11 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	stopStart := time.Now()
 	stopBGP()
 	d.drain(drainBudget)
-	// Hand leadership over while the loops still run: the announce loop drops the
-	// VIP the moment this node stops being leader, and the new leader adds it.
+	// Hand leadership over while the loops still run, in two phases: the leader
+	// first takes the control-plane VIPs off, then transfers; the new leader adds them.
+	if node.IsLeader() {
+		d.releaseControlPlane()
+	}
 	if err := node.Shutdown(shutdownBudget); err != nil {
 		log.Warn("raft shutdown", "err", err)
 	}

@@ -28,8 +28,8 @@ func entitledNow(self string, v netip.Addr, cpVIPs []netip.Addr, owner raftstore
 // entitled is the Holder's vip.Entitled check for this daemon. It reads the FSM without
 // copying the state and never blocks on Raft.
 func (d *Daemon) entitled(v netip.Addr) bool {
-	p := decidePass(d.node.IsLeader() && d.node.LeaderReady(), d.lease.verifiedAt(), d.node.LastContact(),
-		time.Time{}, time.Now(), d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout)
+	p := d.lease.apply(decidePass(d.node.IsLeader() && d.node.LeaderReady(), d.lease.verifiedAt(), d.node.LastContact(),
+		time.Time{}, time.Now(), d.cfg.Raft.LeaderLease, d.cfg.FenceTimeout))
 	o, ok := d.node.Owner(v.String())
 	return entitledNow(d.cfg.NodeName, v, d.cfg.VIPs, o, ok, p)
 }

@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"net/netip"
+	"slices"
 	"sort"
+	"time"
 
 	"github.com/raftvip/raftvip/raftstore"
 )
@@ -31,4 +34,43 @@ func handoverTarget(self string, st raftstore.State, voters []string) (string, b
 		}
 	}
 	return "", false
+}
+
+// cpReleaseBudget bounds how long a leader waits for its control-plane VIPs to
+// come off the interface before it hands leadership over anyway.
+const cpReleaseBudget = 500 * time.Millisecond
+
+// cpReleasePoll is how often that wait looks at the interface.
+const cpReleasePoll = 2 * time.Millisecond
+
+// releaseControlPlane is the first phase of a planned handover of leadership
+// (an unhealthy local API server, or SIGTERM): the leader stops speaking for the
+// control-plane VIPs and waits, bounded, until they are off its interface. Only
+// then does the caller transfer leadership, so the new leader never speaks
+// while the old one still does. The caller resumes the lease afterwards
+// unless the agent is stopping.
+func (d *Daemon) releaseControlPlane() {
+	d.lease.yield()
+	if d.lease == nil || d.holder == nil || len(d.cfg.VIPs) == 0 {
+		return
+	}
+	start := time.Now()
+	for holdsAny(d.holder.Held(), d.cfg.VIPs) {
+		if time.Since(start) > cpReleaseBudget {
+			d.log.Warn("control-plane VIPs still on the interface; handing leadership over anyway", "budget", cpReleaseBudget)
+			return
+		}
+		time.Sleep(cpReleasePoll)
+	}
+	d.log.Info("released the control-plane VIPs before handing leadership over", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// holdsAny reports whether held contains any of vips.
+func holdsAny(held, vips []netip.Addr) bool {
+	for _, v := range vips {
+		if slices.Contains(held, v) {
+			return true
+		}
+	}
+	return false
 }

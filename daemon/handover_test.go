@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/raftvip/raftvip/raftstore"
 )
@@ -47,5 +49,55 @@ func TestHandoverTarget(t *testing.T) {
 				t.Fatalf("handoverTarget(%s) = %q,%v; want %q,%v", tc.self, got, ok, tc.want, tc.wantOK)
 			}
 		})
+	}
+}
+
+func TestLeaseYield(t *testing.T) {
+	l := newLeaderLease()
+	speaking := passState{leader: true, cpTTL: 50 * time.Millisecond, svcTTL: 300 * time.Millisecond}
+	if got := l.apply(speaking); got != speaking {
+		t.Fatalf("a lease that did not yield changed the pass: %+v", got)
+	}
+	l.yield()
+	got := l.apply(speaking)
+	if got.leader || got.cpTTL != 0 || got.fenced || got.svcTTL != speaking.svcTTL {
+		t.Fatalf("yielded pass %+v: want no control-plane VIPs, the service VIPs untouched", got)
+	}
+	select {
+	case <-l.renewed:
+	default:
+		t.Fatal("yield did not wake the announce loop")
+	}
+	want := desiredVIPs("n1", got.leader, got.fenced, []netip.Addr{netip.MustParseAddr("198.51.100.10")},
+		raftstore.State{Owners: map[string]raftstore.Owner{"198.51.100.100": {Node: "n1"}}})
+	if len(want) != 1 || want[0].String() != "198.51.100.100" {
+		t.Fatalf("a yielded leader holds %v, want only its service VIP", want)
+	}
+	if entitledNow("n1", netip.MustParseAddr("198.51.100.10"), []netip.Addr{netip.MustParseAddr("198.51.100.10")}, raftstore.Owner{}, false, got) {
+		t.Fatal("a yielded leader may still send follow-ups for the control-plane VIP")
+	}
+	l.resume()
+	if got := l.apply(speaking); got != speaking {
+		t.Fatalf("resumed lease still yields: %+v", got)
+	}
+	var none *leaderLease
+	none.yield()
+	none.resume()
+}
+
+func TestHoldsAny(t *testing.T) {
+	a, b, c := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("2001:db8:100::1")
+	for _, tc := range []struct {
+		held, vips []netip.Addr
+		want       bool
+	}{
+		{nil, []netip.Addr{a}, false},
+		{[]netip.Addr{b}, []netip.Addr{a, c}, false},
+		{[]netip.Addr{b, c}, []netip.Addr{a, c}, true},
+		{[]netip.Addr{a}, nil, false},
+	} {
+		if got := holdsAny(tc.held, tc.vips); got != tc.want {
+			t.Errorf("holdsAny(%v, %v) = %v, want %v", tc.held, tc.vips, got, tc.want)
+		}
 	}
 }

@@ -21,6 +21,39 @@ type leaderLease struct {
 	verified atomic.Int64 // nanoseconds after base (monotonic) of the last good start; 0: none
 	kick     chan struct{}
 	renewed  chan struct{}
+	// yielded is set while a planned handover of leadership runs: the leader
+	// stops speaking for the control-plane VIPs before the transfer, so the new
+	// leader never speaks while it still does (cpRelease).
+	yielded atomic.Bool
+}
+
+// yield gives up speaking for the control-plane VIPs and wakes the announce
+// loop. A nil lease (bgp mode, no announce loop) has nothing to give up.
+func (l *leaderLease) yield() {
+	if l == nil {
+		return
+	}
+	l.yielded.Store(true)
+	select {
+	case l.renewed <- struct{}{}:
+	default:
+	}
+}
+
+// resume ends a yield: a node that is still leader speaks again within its lease.
+func (l *leaderLease) resume() {
+	if l != nil {
+		l.yielded.Store(false)
+	}
+}
+
+// apply takes the yield into a pass: a yielded leader holds its service VIPs
+// but not the control-plane VIPs.
+func (l *leaderLease) apply(p passState) passState {
+	if l.yielded.Load() {
+		p.leader, p.cpTTL = false, 0
+	}
+	return p
 }
 
 func newLeaderLease() *leaderLease {

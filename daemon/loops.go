@@ -159,9 +159,11 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 			lastHandover = time.Now()
 			d.m.handovers.Inc()
 			d.log.Warn("handing leadership and the control-plane VIP over: local kube-apiserver is unhealthy", "to", target)
+			d.releaseControlPlane()
 			if err := d.node.TransferLeadership(target); err != nil {
 				d.log.Error("leadership handover failed", "to", target, "err", err)
 			}
+			d.lease.resume()
 		}
 	}
 }
