@@ -32,7 +32,7 @@ const clusterIDFile = "cluster-id"
 
 // ErrForeignCluster refuses a node whose data dir belongs to another cluster than
 // the one it is asked to run in.
-var ErrForeignCluster = errors.New("data dir belongs to another raftvip cluster")
+var ErrForeignCluster = errors.New("refusing to mix the data of two clusters")
 
 // SetClusterID commits the cluster's ID. Only the first one committed counts:
 // the FSM ignores a later one, so two leaders racing to commit theirs cannot
@@ -208,8 +208,8 @@ func (n *Node) CommitClusterID(timeout time.Duration) error {
 // foreignClusterError is the one error a node with another cluster's data dir
 // gets: the dir and both IDs.
 func foreignClusterError(dir, mine, where, theirs string) error {
-	return fmt.Errorf("%w: data dir %s belongs to cluster %s, but %s is cluster %s; give this node an empty data dir (move the old one away) to join this cluster",
-		ErrForeignCluster, dir, mine, where, theirs)
+	return fmt.Errorf("data dir %s belongs to cluster %s, but %s is cluster %s: %w; give this node an empty data dir (move the old one away) to join this cluster",
+		dir, mine, where, theirs, ErrForeignCluster)
 }
 
 // checkClusterAt asks every address whether a raftvip cluster answers there and
