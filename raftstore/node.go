@@ -373,11 +373,25 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("raft: read existing state in %s: %w", cfg.DataDir, err)
 	}
-	if !existing {
+	switch {
+	case existing:
+		if err := n.checkClusterAt(cfg.ClusterCheck); err != nil {
+			return err
+		}
+	case len(cfg.Peers) > 0:
+		// The ID is written before raft starts: a peer that bootstraps later in
+		// the same cluster may replicate to this node the moment it listens.
+		id, err := bootstrapClusterID(cfg.Peers)
+		if err == nil {
+			err = writeClusterID(cfg.DataDir, id)
+		}
+		if err != nil {
+			return fmt.Errorf("raft: bootstrap: %w", err)
+		}
+		n.idRecord.id = id
+	default:
 		// A dir without raft state holds nothing of any cluster.
 		n.idRecord.id = ""
-	} else if err := n.checkClusterAt(cfg.ClusterCheck); err != nil {
-		return err
 	}
 	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.store, n.snaps, n.trans)
 	if err != nil {
@@ -415,23 +429,12 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 					"peer_address", p.Address, "advertise_address", n.trans.LocalAddr())
 			}
 		}
-		id, err := bootstrapClusterID(cfg.Peers)
-		if err == nil {
-			err = writeClusterID(cfg.DataDir, id)
-		}
-		if err != nil {
-			n.stopRaft(time.Second)
-			return fmt.Errorf("raft: bootstrap: %w", err)
-		}
-		n.idRecord.mu.Lock()
-		n.idRecord.id = id
-		n.idRecord.mu.Unlock()
 		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 			n.stopRaft(time.Second)
 			return fmt.Errorf("raft: bootstrap: %w", err)
 		}
 		n.bootstrapped = true
-		n.logger.Info("bootstrapped new raft cluster", "voters", len(servers), "cluster_id", id)
+		n.logger.Info("bootstrapped new raft cluster", "voters", len(servers), "cluster_id", n.ClusterID())
 	}
 	return nil
 }
