@@ -322,9 +322,14 @@ func (d *Daemon) RaftStatus() RaftStatus {
 		st.PoolFlagsMismatch = true
 		st.Warnings = append(st.Warnings, drift)
 	}
-	st.Warnings = append(st.Warnings, raftstore.MemberWarnings(st.Servers, d.cfg.NodeDownTimeout)...)
+	st.Warnings = append(st.Warnings, raftstore.MemberWarnings(st.Servers, max(memberSilentWarning, d.cfg.NodeDownTimeout))...)
 	return st
 }
+
+// memberSilentWarning is how long a member may go unheard before /raft/status warns:
+// longer than a restart or an upgrade of one node takes, short enough that a dead
+// member is noticed while the others still keep quorum.
+const memberSilentWarning = 30 * time.Second
 
 // State implements statusSource.
 func (d *Daemon) State() raftstore.State { return d.node.State() }

@@ -429,7 +429,14 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 					"peer_address", p.Address, "advertise_address", n.trans.LocalAddr())
 			}
 		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+		if errors.Is(err, raft.ErrCantBootstrap) && len(cfg.Peers) > 1 && r.LastIndex() > 0 {
+			// Peers started together: one that bootstrapped first already leads and
+			// replicated the same configuration here the moment raft listened.
+			n.logger.Info("a peer replicated the cluster here before this node bootstrapped; following it", "last_index", r.LastIndex())
+			return nil
+		}
+		if err != nil {
 			n.stopRaft(time.Second)
 			return fmt.Errorf("raft: bootstrap: %w", err)
 		}
