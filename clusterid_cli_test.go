@@ -90,6 +90,9 @@ func TestSIGTERMNeverRemovesAMember(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "cluster id:") || !strings.Contains(out, id) || !strings.Contains(out, "LAST CONTACT") {
 			t.Fatalf("status of %s: exit %d, want cluster id %s\n%s", a.name, code, id, out)
 		}
+		if a.name == e.follow {
+			t.Logf("raftvip status on %s:\n%s", a.name, out)
+		}
 		if got, err := raftstore.ReadClusterID(flagValue(a, "data-dir")); got != id || err != nil {
 			t.Fatalf("%s's data dir records %q (%v), want %q", a.name, got, err, id)
 		}
