@@ -79,6 +79,39 @@ func TestPeersAgreeOnTheClusterID(t *testing.T) {
 		got, _ := ReadClusterID(c.cfgs["w1"].DataDir)
 		return got == want && w.ClusterID() == want
 	})
+
+	// Status: the leader knows every member's last contact and which nonvoter it
+	// promotes; a follower knows only the leader's.
+	var leader *Node
+	for _, n := range c.running() {
+		if n.IsLeader() {
+			leader = n
+		}
+	}
+	leader.SetPromoting(func(id string) bool { return id == "w1" })
+	waitFor(t, "the leader's status to show w1 promoted and heard", func() bool {
+		for _, s := range leader.Status().Servers {
+			if s.ID == "w1" {
+				return s.Suffrage == SuffrageNonvoter && s.Promoting && s.LastContactMs >= 0 && s.LastContactMs < 1000
+			}
+		}
+		return false
+	})
+	for _, s := range leader.Status().Servers {
+		if s.ID != "w1" && (s.Promoting || s.LastContactMs < 0) {
+			t.Errorf("leader's status of %s: %+v", s.ID, s)
+		}
+	}
+	fs := follower(c, leader).Status()
+	for _, s := range fs.Servers {
+		switch {
+		case s.ID == fs.Node && s.LastContactMs != 0,
+			s.ID == leader.id && s.LastContactMs < 0,
+			s.ID != fs.Node && s.ID != leader.id && s.LastContactMs != -1,
+			s.Promoting:
+			t.Errorf("follower %s's status of %s: %+v", fs.Node, s.ID, s)
+		}
+	}
 }
 
 // TestForeignDataDirIsRefused: a node whose data dir belongs to another cluster
