@@ -178,3 +178,43 @@ func TestForeignDataDirIsRefused(t *testing.T) {
 		t.Fatalf("configuration after the refused join: %+v %v", servers, err)
 	}
 }
+
+// BenchmarkClusterCheckAtStart measures what the start-time check adds to a
+// restart: probing the two other voters of a live three-voter TLS cluster (live),
+// and two addresses where nothing listens (dead peers during a cold start).
+func BenchmarkClusterCheckAtStart(b *testing.B) {
+	ca := newTestCA(b, "cluster-ca")
+	c := newCluster(b, 3, ca, DefaultTimeouts())
+	l := c.leader()
+	if err := l.Barrier(5 * time.Second); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.CommitClusterID(5 * time.Second); err != nil {
+		b.Fatal(err)
+	}
+	var others []string
+	for _, n := range c.running() {
+		if n != l {
+			others = append(others, string(n.trans.LocalAddr()))
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+	}{
+		{"live", others},
+		{"dead", []string{freeAddr(b), freeAddr(b)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var ds []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if err := l.checkClusterAt(tc.addrs); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			reportDurations(b, ds)
+		})
+	}
+}
