@@ -23,15 +23,13 @@ const (
 	csrPollMax = 2 * time.Second
 )
 
-// CertificateRequest is a CSR a worker files for its own certificate.
+// CertificateRequest is a CSR a worker files for its own certificate. It asks
+// for no lifetime: the signer's --worker-cert-lifetime decides.
 type CertificateRequest struct {
 	NodeName   string
 	SignerName string
 	PEM        []byte
 	Usages     []string
-	// Expiration is the lifetime asked for (spec.expirationSeconds; the API
-	// server accepts 10 minutes and more); the signer may issue less.
-	Expiration time.Duration
 }
 
 // ErrCSRDenied is wrapped by RequestCertificate when the signer refused.
@@ -50,10 +48,6 @@ func RequestCertificate(ctx context.Context, client kubernetes.Interface, r Cert
 	}
 	for _, u := range r.Usages {
 		csr.Spec.Usages = append(csr.Spec.Usages, certificatesv1.KeyUsage(u))
-	}
-	if r.Expiration > 0 {
-		secs := int32(r.Expiration / time.Second)
-		csr.Spec.ExpirationSeconds = &secs
 	}
 	api := client.CertificatesV1().CertificateSigningRequests()
 	created, err := api.Create(ctx, csr, metav1.CreateOptions{})
