@@ -135,7 +135,7 @@ func TestWorkerCertificateThroughCSR(t *testing.T) {
 // docs/install-kubeadm.md applies them: the worker's ServiceAccount and RBAC are
 // exactly what the test's worker runs with. The DaemonSet itself runs no pods
 // here (there are no kubelets); the API server still validates it.
-func applyWorkerManifest(t *testing.T, c kubernetes.Interface) {
+func applyWorkerManifest(t testing.TB, c kubernetes.Interface) {
 	t.Helper()
 	out, err := exec.Command(agents.Binary(t), "manifest", "daemonset", "--join=10.0.0.100:7950", "--interface=eth0").CombinedOutput()
 	if err != nil {
@@ -172,7 +172,7 @@ func applyWorkerManifest(t *testing.T, c kubernetes.Interface) {
 // node: a token of the worker ServiceAccount bound to a Pod on that node (the
 // API server records the node in the token). The Pod is created directly, as
 // the DaemonSet controller would, and never runs.
-func workerToken(t *testing.T, e *env, node string) string {
+func workerToken(t testing.TB, e *env, node string) string {
 	t.Helper()
 	ctx := context.Background()
 	noToken := false
@@ -200,7 +200,7 @@ func workerToken(t *testing.T, e *env, node string) string {
 }
 
 // workerClient acts as the worker DaemonSet's pod on node.
-func workerClient(t *testing.T, e *env, node string) kubernetes.Interface {
+func workerClient(t testing.TB, e *env, node string) kubernetes.Interface {
 	t.Helper()
 	c, err := kubernetes.NewForConfig(e.cp.TokenRestConfig(workerToken(t, e, node)))
 	if err != nil {
@@ -211,7 +211,7 @@ func workerClient(t *testing.T, e *env, node string) kubernetes.Interface {
 
 // requestFor files a worker CSR for name the way the agent does and returns the
 // certificate paired with its key, or the error (a denial included).
-func requestFor(t *testing.T, c kubernetes.Interface, name string) (tls.Certificate, error) {
+func requestFor(t testing.TB, c kubernetes.Interface, name string) (tls.Certificate, error) {
 	t.Helper()
 	key, req, err := workercert.NewRequest(name, nil)
 	if err != nil {
@@ -364,4 +364,29 @@ func voteAsWorker(t *testing.T, cert tls.Certificate, caFile string, leader *age
 		}, &raft.RequestVoteResponse{}),
 		"TimeoutNow": trans.TimeoutNow(id, addr, &raft.TimeoutNowRequest{RPCHeader: hdr}, &raft.TimeoutNowResponse{}),
 	}
+}
+
+// BenchmarkWorkerCSR measures a worker certificate's round trip against the real
+// API server and a TLS leader: key and CSR made, filed, approved and signed by
+// the leader, read back (the worker polls from 200 ms, doubling). ms/cert is
+// what a worker's start and each renewal wait for.
+func BenchmarkWorkerCSR(b *testing.B) {
+	e := startControlPlane(b)
+	e.tls = true
+	e.startAgents(b, nil)
+	e.leader(b)
+	applyWorkerManifest(b, e.cp.Client)
+	e.cp.CreateNode(b, "w1", "127.0.0.1")
+	c := workerClient(b, e, "w1")
+	var total time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := requestFor(b, c, "w1"); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t0)
+		n++
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(n), "ms/cert")
 }
