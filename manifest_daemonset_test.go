@@ -91,6 +91,9 @@ func TestManifestDaemonSetGolden(t *testing.T) {
 	if aff.Key != "node-role.kubernetes.io/control-plane" || aff.Operator != corev1.NodeSelectorOpDoesNotExist {
 		t.Errorf("workers may land on control-plane nodes: %+v", aff)
 	}
+	if c.StartupProbe == nil || c.StartupProbe.HTTPGet.Path != "/healthz" || c.StartupProbe.FailureThreshold*c.StartupProbe.PeriodSeconds < 300 {
+		t.Errorf("startup probe %+v gives a worker waiting for its first certificate less than 5 minutes", c.StartupProbe)
+	}
 	if *c.SecurityContext.Privileged || !*c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Errorf("security context %+v", c.SecurityContext)
 	}

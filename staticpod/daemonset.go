@@ -25,6 +25,10 @@ const WorkerName = workercert.ServiceAccountName
 // is the CA raftvip peer certificates chain to on a kubeadm cluster.
 const ServiceAccountCA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
+// startupProbeFailures × 10 s is how long a worker may wait for its first
+// certificate before the kubelet restarts it.
+const startupProbeFailures = 60
+
 // AdminSocketDir holds the agent's default admin socket (--admin-socket).
 const AdminSocketDir = "/run/raftvip"
 
@@ -75,6 +79,14 @@ func RenderDaemonSet(o DaemonSetOptions) ([]byte, error) {
 		"--data-dir=" + o.DataDir, "--status-address=" + o.StatusAddress}, o.AgentArgs...)
 	c := agentContainer(o.Image, args, probeHost(host), port, o.DataDir)
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "run", MountPath: AdminSocketDir})
+	// The status server answers only once the worker has its first certificate,
+	// which waits for the API server, a leader and the worker's Node: up to ten
+	// minutes before the kubelet restarts the pod, instead of the liveness probe's
+	// half minute.
+	c.StartupProbe = &corev1.Probe{
+		ProbeHandler:  c.LivenessProbe.ProbeHandler,
+		PeriodSeconds: 10, TimeoutSeconds: 3, FailureThreshold: startupProbeFailures,
+	}
 	c.Env = []corev1.EnvVar{
 		fromField("RAFTVIP_NODE_NAME", "spec.nodeName"),
 		fromField("RAFTVIP_ADVERTISE_ADDRESS", "status.hostIP"),
