@@ -33,6 +33,9 @@ type csrSigner struct {
 	// answered holds the resourceVersion of each CSR already acted on, so the
 	// cache's lag after our own write does not answer it twice.
 	answered map[types.UID]string
+	// undecided holds the CSRs whose "not decided yet" was logged, so a Node
+	// that cannot be read logs once per CSR, not every resync.
+	undecided map[types.UID]bool
 }
 
 // csrSignerLoop keeps a warm cache of raftvip.io/worker CSRs on every voter with
@@ -61,7 +64,7 @@ func (d *Daemon) runCSRSigner(ctx context.Context, caPEM, keyPEM []byte) error {
 		return err
 	}
 	go cache.Run(ctx)
-	s := &csrSigner{d: d, cache: cache, caPEM: caPEM, keyPEM: keyPEM, answered: map[types.UID]string{}}
+	s := &csrSigner{d: d, cache: cache, caPEM: caPEM, keyPEM: keyPEM, answered: map[types.UID]string{}, undecided: map[types.UID]bool{}}
 	tick := time.NewTicker(csrResync)
 	defer tick.Stop()
 	for {
@@ -103,6 +106,11 @@ func (s *csrSigner) pass(ctx context.Context) {
 			delete(s.answered, uid)
 		}
 	}
+	for uid := range s.undecided {
+		if !pending[uid] {
+			delete(s.undecided, uid)
+		}
+	}
 }
 
 // answer decides one CSR and writes the answer; false means decide again later.
@@ -134,7 +142,10 @@ func (s *csrSigner) answer(ctx context.Context, csr *certificatesv1.CertificateS
 	case workercert.Ignore:
 		return true
 	case workercert.Retry:
-		log.Warn("worker certificate request not decided yet", "reason", dec.Reason)
+		if !s.undecided[csr.UID] {
+			s.undecided[csr.UID] = true
+			log.Warn("worker certificate request not decided yet; trying again", "reason", dec.Reason, "retry_every", csrResync)
+		}
 		return false
 	case workercert.Deny:
 		var err error

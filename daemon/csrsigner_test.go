@@ -14,6 +14,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/raftvip/raftvip/raftstore"
@@ -41,7 +42,7 @@ func newTestSigner(t *testing.T, lifetime time.Duration) (*csrSigner, *fake.Clie
 		t.Fatal(err)
 	}
 	d := &Daemon{cfg: &Parsed{Config: Config{Namespace: "kube-system", WorkerCertLifetime: lifetime}}, log: slog.New(slog.DiscardHandler)}
-	return &csrSigner{d: d, cache: cache, caPEM: caPEM, keyPEM: keyPEM}, client
+	return &csrSigner{d: d, cache: cache, caPEM: caPEM, keyPEM: keyPEM, answered: map[types.UID]string{}, undecided: map[types.UID]bool{}}, client
 }
 
 // workerCSR files a worker CSR for name from a DaemonSet pod on node.

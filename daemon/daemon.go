@@ -222,6 +222,8 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		}
 		if cfg.TLSCAKey != "" {
 			start("csr-signer", d.csrSignerLoop)
+		} else if !cfg.InsecureTransport {
+			log.Info("this voter signs no worker certificates (--tls-csr workers) without --tls-ca-key")
 		}
 	}
 	if cfg.IsVoter {
