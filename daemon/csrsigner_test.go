@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
@@ -14,8 +15,10 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/watchers"
@@ -165,5 +168,23 @@ func TestCSRSignerIgnoresOtherSigners(t *testing.T) {
 	}
 	if got := readCSR(t, client, csr.Name); len(got.Status.Conditions) != 0 || len(got.Status.Certificate) != 0 {
 		t.Fatalf("another signer's CSR was answered: %+v", got.Status)
+	}
+}
+
+// A Node that cannot be read leaves the CSR unanswered, to be decided again.
+func TestCSRSignerRetriesWhenNodeUnreadable(t *testing.T) {
+	s, client := newTestSigner(t, time.Hour)
+	client.PrependReactor("get", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("etcd leader changed")
+	})
+	csr := workerCSR(t, client, "w1", "w1", nil)
+	if s.answer(context.Background(), csr, nil) {
+		t.Fatal("a CSR whose Node could not be read counts as answered")
+	}
+	if got := readCSR(t, client, csr.Name); len(got.Status.Conditions) != 0 || len(got.Status.Certificate) != 0 {
+		t.Fatalf("answered without reading the Node: %+v", got.Status)
+	}
+	if !s.undecided[csr.UID] {
+		t.Fatal("the retry was not recorded as logged")
 	}
 }
