@@ -139,6 +139,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		DataDir:       cfg.DataDir,
 		Peers:         cfg.Peers,
 		Probe:         bootstrapProbe(cfg),
+		ClusterCheck:  clusterCheck(cfg),
 		TLS:           tlsConf,
 		Timeouts:      cfg.Raft,
 		Logger:        log,
@@ -266,6 +267,19 @@ func bootstrapProbe(cfg *Parsed) []string {
 	return cfg.Join
 }
 
+// clusterCheck is where a node with a data dir of its own checks, at start, that
+// the cluster answering there is the one its data dir belongs to: every --join
+// address and every other --peer voter.
+func clusterCheck(cfg *Parsed) []string {
+	out := append([]string(nil), cfg.Join...)
+	for _, p := range cfg.Peers {
+		if p.ID != cfg.NodeName {
+			out = append(out, p.Address)
+		}
+	}
+	return out
+}
+
 // bindHost listens on the advertise address's family wildcard, so a node whose
 // address moves between interfaces keeps working and loopback tests stay simple.
 func bindHost(adv netip.Addr) string {
@@ -313,8 +327,14 @@ func (d *Daemon) RaftStatus() RaftStatus {
 		st.PoolFlagsMismatch = true
 		st.Warnings = append(st.Warnings, drift)
 	}
+	st.Warnings = append(st.Warnings, raftstore.MemberWarnings(st.Servers, max(memberSilentWarning, d.cfg.NodeDownTimeout))...)
 	return st
 }
+
+// memberSilentWarning is how long a member may go unheard before /raft/status warns:
+// longer than a restart or an upgrade of one node takes, short enough that a dead
+// member is noticed while the others still keep quorum.
+const memberSilentWarning = 30 * time.Second
 
 // State implements statusSource.
 func (d *Daemon) State() raftstore.State { return d.node.State() }
