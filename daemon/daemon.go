@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 				"nice", cfg.Nice, "err", err)
 		}
 	}
-	tlsConf, certs, err := cfg.transportTLS(log)
+	tlsConf, certs, err := cfg.transportTLS(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -220,6 +220,11 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		}
 		if cfg.Mode == ModeL2 {
 			d.startL2Status(start)
+		}
+		if cfg.TLSCAKey != "" {
+			start("csr-signer", d.csrSignerLoop)
+		} else if !cfg.InsecureTransport {
+			log.Info("this voter signs no worker certificates (--tls-csr workers) without --tls-ca-key")
 		}
 	}
 	if cfg.IsVoter {
