@@ -26,7 +26,7 @@ var (
 )
 
 // inNS runs fn inside a lab namespace and fails the test on error.
-func inNS(t *testing.T, l *lab.Lab, ns string, fn func() error) {
+func inNS(t testing.TB, l *lab.Lab, ns string, fn func() error) {
 	t.Helper()
 	if err := l.RunInNS(ns, fn); err != nil {
 		t.Fatalf("in %s: %v", ns, err)
@@ -51,7 +51,7 @@ func newHolder(t *testing.T, l *lab.Lab, i int) *Holder {
 }
 
 // listVIPs returns ListVIPAddresses of eth0 in node i.
-func listVIPs(t *testing.T, l *lab.Lab, i int) []netip.Addr {
+func listVIPs(t testing.TB, l *lab.Lab, i int) []netip.Addr {
 	t.Helper()
 	var got []netip.Addr
 	inNS(t, l, l.Node(i), func() error {
