@@ -137,7 +137,7 @@ func (h *Holder) pass(onLink func(up bool)) {
 		h.logger.Warn("make the interface match the held VIPs", "err", err)
 	}
 	if r.Changed {
-		h.logger.Info("interface state changed", "up", r.Up)
+		h.logger.Debug("interface state changed", "up", r.Up)
 		if onLink != nil {
 			onLink(r.Up)
 		}
