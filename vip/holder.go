@@ -170,15 +170,8 @@ func (h *Holder) Set(desired []Lease) error {
 		fresh = append(fresh, vip)
 	}
 	if len(fresh) > 0 {
-		h.gen++
-		for _, vip := range fresh {
-			h.held[vip] = h.gen
-		}
-		sent, err := h.announce(fresh)
+		_, err := h.announceAnew(fresh)
 		errs = append(errs, err)
-		if len(sent) > 0 {
-			h.followUp(sent, h.gen)
-		}
 	}
 	if h.fence != nil && fenced && released {
 		errs = append(errs, h.fence.Write(sortedKeys(h.held), leases))

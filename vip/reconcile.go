@@ -150,16 +150,9 @@ func (h *Holder) reconcile(now time.Time) (Repair, error) {
 		h.logger.Info("interface is up: announcing every held VIP", "vips", len(announce))
 	}
 	if up && len(announce) > 0 {
-		h.gen++
-		for _, v := range announce {
-			h.held[v] = h.gen
-		}
-		sent, err := h.announce(announce)
+		sent, err := h.announceAnew(announce)
 		errs = append(errs, err)
 		r.Announced = sent
-		if len(sent) > 0 {
-			h.followUp(sent, h.gen)
-		}
 	}
 	h.updateGauge()
 	return r, errors.Join(errs...)
@@ -220,4 +213,44 @@ func (h *Holder) leaveLink(index int) ([]netip.Addr, error) {
 		removed = append(removed, p.Addr())
 	}
 	return removed, errors.Join(errs...)
+}
+
+// announceAnew holds vips under a new generation and announces them now and
+// after each of followUpDelays, as for a VIP just taken; it returns those the
+// entitlement check let through. h.mu must be held.
+func (h *Holder) announceAnew(vips []netip.Addr) ([]netip.Addr, error) {
+	h.gen++
+	for _, v := range vips {
+		h.held[v] = h.gen
+	}
+	sent, err := h.announce(vips)
+	if len(sent) > 0 {
+		h.followUp(sent, h.gen)
+	}
+	return sent, err
+}
+
+// Reannounce announces again, as if just taken, those of vips that are held
+// within their lease: for the daemon when the replicated state moved a VIP
+// away and back to this node between two of its passes, so Set saw no change
+// but the segment may have learnt the other node meanwhile.
+func (h *Holder) Reannounce(vips []netip.Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	want, _ := h.wanted(time.Now())
+	var again []netip.Addr
+	for _, v := range vips {
+		if n, err := normalize(v); err == nil && want[n] {
+			again = append(again, n)
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	h.logger.Info("VIP moved away and back between two passes: announcing it again", "vips", again)
+	_, err := h.announceAnew(again)
+	return err
 }

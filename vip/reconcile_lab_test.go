@@ -267,3 +267,32 @@ func TestWatchRenamedInterface(t *testing.T) {
 		return nil
 	})
 }
+
+func TestReannounce(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t, 1)
+	h := newHolder(t, l, 0)
+	if err := h.Set(leases(vip4)); err != nil {
+		t.Fatal(err)
+	}
+	quiet()
+	c := l.Capture(l.Client(), lab.Iface, "arp")
+	defer c.Stop()
+	// vip4b is not held: only what the Holder holds is announced.
+	if err := h.Reannounce([]netip.Addr{vip4, vip4b}); err != nil {
+		t.Fatal(err)
+	}
+	// The first burst and both follow-ups, as for a VIP just taken.
+	waitAnnounced(t, c, burstCount*(1+len(followUpDelays)), vip4)
+	for _, s := range c.Lines() {
+		if _, rep, _ := announcementLines([]string{s}, vip4b); rep > 0 {
+			t.Errorf("announced a VIP that is not held: %q", s)
+		}
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reannounce([]netip.Addr{vip4}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Reannounce after Close = %v, want ErrClosed", err)
+	}
+}
