@@ -169,6 +169,7 @@ func (n *Node) serveForward(c net.Conn) {
 	case err != nil:
 		n.logger.Warn("refused forwarded request", "peer", peer, "remote", c.RemoteAddr().String(), "error", err)
 		resp = forwardResponse{Error: err.Error()}
+		discardOversized(c, err)
 	case !n.fwdLimit.allow(key, time.Now()):
 		n.logger.Warn("refused forwarded request: rate limit", "peer", peer, "remote", c.RemoteAddr().String(), "rate", forwardRate, "burst", forwardBurst)
 		resp = forwardResponse{Error: fmt.Sprintf("rate limit: more than %d forwarded requests per second", forwardRate)}
@@ -180,6 +181,18 @@ func (n *Node) serveForward(c net.Conn) {
 		return
 	}
 	_ = writeFrame(c, out)
+}
+
+// discardOversized reads and drops the body of a frame refused for its size, at most
+// maxFrame bytes within a second, so the refusal reaches the sender instead of a
+// connection reset. Anything larger is cut off: the sender gets the reset it asked for.
+func discardOversized(c net.Conn, err error) {
+	var big *frameTooLargeError
+	if !errors.As(err, &big) {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c, int64(min(big.size, maxFrame)))
 }
 
 func (n *Node) handleForward(peer string, b []byte) forwardResponse {

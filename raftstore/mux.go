@@ -249,6 +249,15 @@ func writeFrame(w io.Writer, b []byte) error {
 
 func readFrame(r io.Reader) ([]byte, error) { return readFrameMax(r, maxFrame) }
 
+// frameTooLargeError refuses a frame by its header alone. It carries the announced
+// size so a server can discard the body before answering: closing with the body
+// unread would reset the connection and the sender would never see the refusal.
+type frameTooLargeError struct{ size, limit int }
+
+func (e *frameTooLargeError) Error() string {
+	return fmt.Sprintf("frame of %d bytes exceeds %d", e.size, e.limit)
+}
+
 // readFrameMax reads one frame of at most limit bytes; a larger one is refused
 // before any of it is read.
 func readFrameMax(r io.Reader, limit int) ([]byte, error) {
@@ -258,7 +267,7 @@ func readFrameMax(r io.Reader, limit int) ([]byte, error) {
 	}
 	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
 	if n > limit {
-		return nil, fmt.Errorf("frame of %d bytes exceeds %d", n, limit)
+		return nil, &frameTooLargeError{size: n, limit: limit}
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {

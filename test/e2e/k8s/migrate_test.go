@@ -155,17 +155,19 @@ func (a *agent) raftStatus(ctx context.Context) (daemon.RaftStatus, error) {
 	return st, err
 }
 
-// makeLeader stops the leader until want is elected, restarting each stopped agent
-// so the cluster keeps all three voters. A restarted agent may win the next election
-// itself (its election timer can fire first); the loop then simply stops it again.
+// makeLeader kills the leader until want is elected, restarting each killed agent
+// so the cluster keeps all three voters. It kills rather than stops: a SIGTERM hands
+// leadership to the most caught-up follower, the same one each time, so want could
+// be passed over forever; after a kill the election is a fair race. A restarted agent
+// may win the next election itself; the loop then simply kills it again.
 func (e *env) makeLeader(t testing.TB, want *agent) {
 	t.Helper()
-	for range 12 {
+	for range 20 {
 		l := e.leader(t)
 		if l == want {
 			return
 		}
-		l.stop()
+		l.kill()
 		poll(t, "a new leader", func() bool { return e.leader(t) != l })
 		l.start(t)
 		poll(t, l.name+" back in the cluster", func() bool {
