@@ -37,7 +37,7 @@ test: deps build k8s-bins
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./raftstore/
 
 unit:
-	$(GO) test -count=1 -short ./daemon/... ./raftstore/... ./staticpod/... .
+	$(GO) test -count=1 -short ./daemon/... ./raftstore/... ./staticpod/... ./workercert/... .
 
 lint:
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

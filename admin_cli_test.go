@@ -220,6 +220,9 @@ func TestMembersListAndRemoveThroughTheAdminSocket(t *testing.T) {
 	if err != nil || len(st.Servers) != 2 {
 		t.Fatalf("follower's configuration after the removal: %+v %v", st.Servers, err)
 	}
+	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.HasPrefix(w, "2 voters is an even count") }) {
+		t.Fatalf("two voters left and no even-count warning: %q", st.Warnings)
+	}
 }
 
 // TestRecoverTheSurvivorsDataDir kills two of three voters for good. The

@@ -68,6 +68,11 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 	} else {
 		leader += " " + st.Leader.Address
 	}
+	clusterID := st.ClusterID
+	if clusterID == "" {
+		clusterID = "(none)"
+	}
+	fmt.Fprintf(tw, "cluster id:\t%s\n", clusterID)
 	fmt.Fprintf(tw, "node:\t%s\n", st.Node)
 	fmt.Fprintf(tw, "state:\t%s\n", st.State)
 	fmt.Fprintf(tw, "leader:\t%s\n", leader)
@@ -91,13 +96,17 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tADDRESS\tSUFFRAGE\tROLE")
+	fmt.Fprintln(tw, "SERVER\tADDRESS\tSUFFRAGE\tROLE\tLAST CONTACT")
 	for _, s := range st.Servers {
 		role := ""
 		if s.ID == st.Leader.ID {
 			role = "leader"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Address, s.Suffrage, role)
+		suffrage := s.Suffrage
+		if s.Promoting {
+			suffrage += " (promoting)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, suffrage, role, contactCell(s.LastContactMs))
 	}
 	tw.Flush()
 	if len(st.BGPSessions) > 0 {
@@ -115,6 +124,14 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}
+}
+
+// contactCell shows a member's last contact: "-" when this node does not know it.
+func contactCell(ms int64) string {
+	if ms < 0 {
+		return "-"
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
 }
 
 // certLine is the peer certificate in one line: where it comes from, when it

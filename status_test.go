@@ -13,8 +13,13 @@ func TestPrintStatus(t *testing.T) {
 	healthy := false
 	st := daemon.RaftStatus{
 		Status: raftstore.Status{Node: "cp1", State: "Follower", Term: 7, LastLogIndex: 12, CommitIndex: 11, AppliedIndex: 10, LastContactMs: 4,
-			Leader:  raftstore.LeaderInfo{ID: "cp2", Address: "10.0.0.12:7950"},
-			Servers: []raftstore.Server{{ID: "cp1", Address: "10.0.0.11:7950", Suffrage: "voter"}, {ID: "cp2", Address: "10.0.0.12:7950", Suffrage: "voter"}}},
+			Leader:    raftstore.LeaderInfo{ID: "cp2", Address: "10.0.0.12:7950"},
+			ClusterID: "6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f1a7b64",
+			Servers: []raftstore.StatusServer{
+				{Server: raftstore.Server{ID: "cp1", Address: "10.0.0.11:7950", Suffrage: "voter"}, LastContactMs: 0},
+				{Server: raftstore.Server{ID: "cp2", Address: "10.0.0.12:7950", Suffrage: "voter"}, LastContactMs: 4},
+				{Server: raftstore.Server{ID: "cp3", Address: "10.0.0.13:7950", Suffrage: "staging"}, Promoting: true, LastContactMs: -1},
+			}},
 		APIServerHealthy: &healthy,
 		HeldVIPs:         []string{"198.51.100.120"},
 		BGPSessions:      []daemon.BGPSession{{Peer: "198.51.100.1", State: "established", UptimeSeconds: 90, PrefixesSent: 3}},
@@ -24,7 +29,8 @@ func TestPrintStatus(t *testing.T) {
 	printStatus(&b, st)
 	out := b.String()
 	for _, want := range []string{"cp1", "Follower", "cp2 10.0.0.12:7950", "12 / 11 / 10", "4 ms", "198.51.100.120", "UNHEALTHY",
-		"cp2     10.0.0.12:7950  voter     leader", "198.51.100.1", "established", "1m30s", "WARNING: this node's --pool flags differ"} {
+		"cluster id:", "6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f1a7b64", "LAST CONTACT",
+		"cp2     10.0.0.12:7950  voter                leader  4ms", "cp3     10.0.0.13:7950  staging (promoting)          -", "198.51.100.1", "established", "1m30s", "WARNING: this node's --pool flags differ"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status table lacks %q:\n%s", want, out)
 		}

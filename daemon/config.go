@@ -59,6 +59,13 @@ type Config struct {
 	TLSCert           string
 	TLSKey            string
 	InsecureTransport bool
+	// TLSCSR makes a worker ask the raftvip leader for its peer certificate through
+	// the Kubernetes CSR API (signer raftvip.io/worker) instead of holding the CA
+	// key or certificate files.
+	TLSCSR bool
+	// WorkerCertLifetime is the lifetime of the worker certificates a leader signs;
+	// zero means a day.
+	WorkerCertLifetime time.Duration
 	// PeerCertLifetime is the lifetime of a certificate issued with --tls-ca-key
 	// (renewed at two thirds of it); zero means seven days. Short values are for
 	// tests of renewal.
@@ -304,16 +311,25 @@ func (p *Parsed) checkTLS() error {
 				return flagErr(f.flag, f.path, "conflicts with --insecure-transport")
 			}
 		}
+		if p.TLSCSR {
+			return flagErr("tls-csr", "", "conflicts with --insecure-transport")
+		}
 		return nil
 	}
 	if p.TLSCACert == "" {
-		return flagErr("tls-ca-cert", "", "raft traffic is mutual TLS: give --tls-ca-cert with --tls-ca-key (issue our own peer certificate) or with --tls-cert/--tls-key; --insecure-transport is for labs only")
+		return flagErr("tls-ca-cert", "", "raft traffic is mutual TLS: give --tls-ca-cert with --tls-ca-key (control-plane node: issue our own peer certificate), with --tls-csr (worker: ask the raftvip leader through a Kubernetes CSR) or with --tls-cert/--tls-key; --insecure-transport is for labs only")
 	}
 	if (p.TLSCert == "") != (p.TLSKey == "") {
 		return flagErr("tls-key", p.TLSKey, "--tls-cert and --tls-key go together")
 	}
-	if p.TLSCert == "" && p.TLSCAKey == "" {
-		return flagErr("tls-ca-key", "", "give --tls-ca-key (to issue a peer certificate) or --tls-cert/--tls-key")
+	if p.TLSCert == "" && p.TLSCAKey == "" && !p.TLSCSR {
+		return flagErr("tls-ca-key", "", "this node has no way to get a peer certificate: give --tls-ca-key (control-plane node: issue it from the cluster CA), --tls-csr (worker: ask the raftvip leader through a Kubernetes CSR) or --tls-cert/--tls-key")
+	}
+	if err := p.checkCSR(); err != nil {
+		return err
+	}
+	if p.WorkerCertLifetime != 0 && p.WorkerCertLifetime < minPeerCertLifetime {
+		return flagErr("worker-cert-lifetime", p.WorkerCertLifetime.String(), "must be at least %s", minPeerCertLifetime)
 	}
 	if p.TLSCert != "" && p.TLSCAKey != "" {
 		return flagErr("tls-ca-key", p.TLSCAKey, "give either --tls-ca-key or --tls-cert/--tls-key, not both")

@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 				"nice", cfg.Nice, "err", err)
 		}
 	}
-	tlsConf, certs, err := cfg.transportTLS(log)
+	tlsConf, certs, err := cfg.transportTLS(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -139,6 +139,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		DataDir:       cfg.DataDir,
 		Peers:         cfg.Peers,
 		Probe:         bootstrapProbe(cfg),
+		ClusterCheck:  clusterCheck(cfg),
 		TLS:           tlsConf,
 		Timeouts:      cfg.Raft,
 		Logger:        log,
@@ -221,6 +222,11 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		if cfg.Mode == ModeL2 {
 			d.startL2Status(start)
 		}
+		if cfg.TLSCAKey != "" {
+			start("csr-signer", d.csrSignerLoop)
+		} else if !cfg.InsecureTransport {
+			log.Info("this voter signs no worker certificates (--tls-csr workers) without --tls-ca-key")
+		}
 	}
 	if cfg.IsVoter {
 		start("leader", d.leaderLoop)
@@ -260,6 +266,19 @@ func bootstrapProbe(cfg *Parsed) []string {
 		return nil
 	}
 	return cfg.Join
+}
+
+// clusterCheck is where a node with a data dir of its own checks, at start, that
+// the cluster answering there is the one its data dir belongs to: every --join
+// address and every other --peer voter.
+func clusterCheck(cfg *Parsed) []string {
+	out := append([]string(nil), cfg.Join...)
+	for _, p := range cfg.Peers {
+		if p.ID != cfg.NodeName {
+			out = append(out, p.Address)
+		}
+	}
+	return out
 }
 
 // bindHost listens on the advertise address's family wildcard, so a node whose
@@ -309,8 +328,14 @@ func (d *Daemon) RaftStatus() RaftStatus {
 		st.PoolFlagsMismatch = true
 		st.Warnings = append(st.Warnings, drift)
 	}
+	st.Warnings = append(st.Warnings, raftstore.MemberWarnings(st.Servers, max(memberSilentWarning, d.cfg.NodeDownTimeout))...)
 	return st
 }
+
+// memberSilentWarning is how long a member may go unheard before /raft/status warns:
+// longer than a restart or an upgrade of one node takes, short enough that a dead
+// member is noticed while the others still keep quorum.
+const memberSilentWarning = 30 * time.Second
 
 // State implements statusSource.
 func (d *Daemon) State() raftstore.State { return d.node.State() }

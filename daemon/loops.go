@@ -128,6 +128,9 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		if leaderSince.IsZero() {
 			leaderSince = time.Now()
 		}
+		if err := d.node.CommitClusterID(reportTimeout); err != nil {
+			d.log.Error("commit the cluster id", "err", err)
+		}
 		st := d.node.State()
 		d.syncPools(st)
 		servers, err := d.node.Servers()

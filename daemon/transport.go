@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -33,8 +34,10 @@ const certFilePoll = 10 * time.Second
 // source that keeps its certificate fresh, or nil, nil for --insecure-transport.
 // With --tls-ca-key the node issues its own peer certificate for its node name
 // and advertise address and renews it before it expires; with --tls-cert the
-// files are re-read when they change. The source does nothing until its Run.
-func (p *Parsed) transportTLS(log *slog.Logger) (*tls.Config, *raftstore.CertSource, error) {
+// files are re-read when they change; with --tls-csr the leader signs it through
+// a Kubernetes CSR, which may wait for a leader until ctx ends. The source does
+// nothing until its Run.
+func (p *Parsed) transportTLS(ctx context.Context, log *slog.Logger) (*tls.Config, *raftstore.CertSource, error) {
 	if p.InsecureTransport {
 		return nil, nil, nil
 	}
@@ -65,6 +68,11 @@ func (p *Parsed) transportTLS(log *slog.Logger) (*tls.Config, *raftstore.CertSou
 		}, log)
 		if err != nil {
 			return nil, nil, flagErr("tls-ca-key", p.TLSCAKey, "issue peer certificate: %v", err)
+		}
+	} else if p.TLSCSR {
+		src, err = p.csrCertSource(ctx, log)
+		if err != nil {
+			return nil, nil, err
 		}
 	} else {
 		src, err = raftstore.NewFileCertSource(p.TLSCert, p.TLSKey, certFilePoll, log)

@@ -73,7 +73,7 @@ func TestTransportTLSIssuesWithTheConfiguredLifetime(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := time.Now()
-		cfg, src, err := p.transportTLS(slog.New(slog.DiscardHandler))
+		cfg, src, err := p.transportTLS(t.Context(), slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestTransportTLSFromFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, src, err := p.transportTLS(slog.New(slog.DiscardHandler))
+	_, src, err := p.transportTLS(t.Context(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestTransportTLSFromFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustWrite(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate[0]}))
-	_, _, err = p.transportTLS(slog.New(slog.DiscardHandler))
+	_, _, err = p.transportTLS(t.Context(), slog.New(slog.DiscardHandler))
 	var fe *FlagError
 	if !errors.As(err, &fe) || fe.Flag != "tls-cert" || !strings.Contains(err.Error(), keyFile) {
 		t.Fatalf("mismatched key: %v", err)
@@ -141,7 +141,7 @@ func TestTransportTLSInsecure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, src, err := p.transportTLS(slog.New(slog.DiscardHandler))
+	cfg, src, err := p.transportTLS(t.Context(), slog.New(slog.DiscardHandler))
 	if cfg != nil || src != nil || err != nil {
 		t.Fatalf("insecure transport: %v %v %v", cfg, src, err)
 	}
@@ -228,7 +228,7 @@ func TestTransportTLSRefusesCertOfAnotherNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = p.transportTLS(slog.New(slog.DiscardHandler))
+	_, _, err = p.transportTLS(t.Context(), slog.New(slog.DiscardHandler))
 	var fe *FlagError
 	if !errors.As(err, &fe) || fe.Flag != "tls-cert" || !strings.Contains(err.Error(), `"someone-else"`) || !strings.Contains(err.Error(), certFile) {
 		t.Fatalf("certificate of another node: %v", err)

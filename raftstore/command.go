@@ -35,6 +35,8 @@ const (
 	// (release.go).
 	TypeReleaseOwner CommandType = 11
 	TypeAckRelease   CommandType = 12
+	// TypeClusterID commits the cluster's ID (clusterid.go).
+	TypeClusterID CommandType = 13
 )
 
 // String names the type in errors and logs.
@@ -64,6 +66,8 @@ func (t CommandType) String() string {
 		return "release_owner"
 	case TypeAckRelease:
 		return "ack_release"
+	case TypeClusterID:
+		return "set_cluster_id"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
@@ -289,6 +293,10 @@ func decodeTyped(t CommandType, body []byte, allowBatch bool) (op, error) {
 		o = c
 	case TypeAckRelease:
 		var c AckRelease
+		err = strictJSON(body, &c)
+		o = c
+	case TypeClusterID:
+		var c SetClusterID
 		err = strictJSON(body, &c)
 		o = c
 	case TypeBatch:

@@ -36,6 +36,7 @@ func sampleCommands() []Command {
 		SetLBClass{Class: "example.com/raftvip"},
 		ReleaseOwner{VIP: "198.51.100.100"},
 		AckRelease{VIP: "198.51.100.100", Node: "cp1", Epoch: 3},
+		SetClusterID{ID: "6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f1a7b64"},
 		Batch{Commands: []Command{
 			Allocate{Allocation: alloc},
 			SetOwner{VIP: "2001:db8:100::1", Node: "cp2"},
@@ -65,7 +66,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		})
 		seen[c.Type()] = true
 	}
-	for typ := TypeSetPools; typ <= TypeLBClass; typ++ {
+	for typ := TypeSetPools; typ <= TypeClusterID; typ++ {
 		if !seen[typ] {
 			t.Errorf("sampleCommands lacks %s", typ)
 		}
@@ -77,7 +78,8 @@ func TestCommandTypeNumbersAreStable(t *testing.T) {
 	want := map[CommandType]uint8{
 		TypeSetPools: 1, TypeAllocate: 2, TypeRelease: 3, TypeSetOwner: 4,
 		TypeRemoveOwner: 5, TypeReportNode: 6, TypeRemoveNode: 7, TypeBatch: 8,
-		TypeAdvertisers: 9, TypeLBClass: 10,
+		TypeAdvertisers: 9, TypeLBClass: 10, TypeReleaseOwner: 11, TypeAckRelease: 12,
+		TypeClusterID: 13,
 	}
 	for typ, n := range want {
 		if uint8(typ) != n {
@@ -152,6 +154,10 @@ func TestEncodeRejects(t *testing.T) {
 		"advertisers empty node": {SetAdvertisers{VIP: "198.51.100.1", Nodes: []string{""}}, "node 0 is empty"},
 		"lb class with spaces":   {SetLBClass{Class: " example.com/x"}, "set_lb_class"},
 		"lb class too long":      {SetLBClass{Class: strings.Repeat("a", 317)}, "longer than a qualified name"},
+		"empty cluster id":       {SetClusterID{}, "set_cluster_id: cluster id \"\""},
+		"short cluster id":       {SetClusterID{ID: "6f1c2a9e-4b7d"}, "want 8-4-4-4-12 hex digits"},
+		"cluster id not hex":     {SetClusterID{ID: "6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f1a7bzz"}, "lower-case hex"},
+		"cluster id upper case":  {SetClusterID{ID: "6F1C2A9E-4B7D-4E0A-9C3B-2D5E8F1A7B64"}, "lower-case hex"},
 		"empty batch":            {Batch{}, "no commands"},
 		"nested batch":           {Batch{Commands: []Command{Batch{Commands: []Command{Release{Service: "a/b"}}}}}, "batch inside a batch"},
 		"batch nil":              {Batch{Commands: []Command{nil}}, "nil command"},
@@ -185,22 +191,24 @@ func TestDecodeRejects(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		"empty":           {nil, "0 bytes"},
-		"one byte":        {[]byte{1}, "1 bytes"},
-		"unknown version": {raw(2, TypeRelease, `{"service":"a/b"}`), "unknown format version 2"},
-		"version zero":    {raw(0, TypeRelease, `{"service":"a/b"}`), "unknown format version 0"},
-		"unknown type":    {raw(1, 200, `{}`), "unknown command type 200"},
-		"type zero":       {raw(1, 0, `{}`), "unknown command type 0"},
-		"not json":        {raw(1, TypeRelease, `nope`), "release body"},
-		"json null":       {raw(1, TypeRelease, `null`), "not a JSON object"},
-		"json array":      {raw(1, TypeSetPools, `[]`), "not a JSON object"},
-		"unknown field":   {raw(1, TypeRelease, `{"service":"a/b","force":true}`), `unknown field "force"`},
-		"trailing data":   {raw(1, TypeRelease, `{"service":"a/b"} {}`), "trailing data"},
-		"wrong type":      {raw(1, TypeRelease, `{"service":7}`), "release body"},
-		"invalid value":   {raw(1, TypeSetOwner, `{"vip":"x","node":"n"}`), `ip "x"`},
-		"nested batch":    {raw(1, TypeBatch, string(nested)), "batch inside a batch"},
-		"batch bad item":  {raw(1, TypeBatch, `{"commands":[{"type":77,"body":{}}]}`), "command 0: invalid command: unknown command type 77"},
-		"empty batch":     {raw(1, TypeBatch, `{"commands":[]}`), "no commands"},
+		"empty":            {nil, "0 bytes"},
+		"one byte":         {[]byte{1}, "1 bytes"},
+		"unknown version":  {raw(2, TypeRelease, `{"service":"a/b"}`), "unknown format version 2"},
+		"version zero":     {raw(0, TypeRelease, `{"service":"a/b"}`), "unknown format version 0"},
+		"unknown type":     {raw(1, 200, `{}`), "unknown command type 200"},
+		"type zero":        {raw(1, 0, `{}`), "unknown command type 0"},
+		"not json":         {raw(1, TypeRelease, `nope`), "release body"},
+		"json null":        {raw(1, TypeRelease, `null`), "not a JSON object"},
+		"json array":       {raw(1, TypeSetPools, `[]`), "not a JSON object"},
+		"unknown field":    {raw(1, TypeRelease, `{"service":"a/b","force":true}`), `unknown field "force"`},
+		"trailing data":    {raw(1, TypeRelease, `{"service":"a/b"} {}`), "trailing data"},
+		"wrong type":       {raw(1, TypeRelease, `{"service":7}`), "release body"},
+		"invalid value":    {raw(1, TypeSetOwner, `{"vip":"x","node":"n"}`), `ip "x"`},
+		"cluster id field": {raw(1, TypeClusterID, `{"id":"6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f1a7b64","name":"x"}`), `unknown field "name"`},
+		"bad cluster id":   {raw(1, TypeClusterID, `{"id":"nope"}`), "set_cluster_id"},
+		"nested batch":     {raw(1, TypeBatch, string(nested)), "batch inside a batch"},
+		"batch bad item":   {raw(1, TypeBatch, `{"commands":[{"type":77,"body":{}}]}`), "command 0: invalid command: unknown command type 77"},
+		"empty batch":      {raw(1, TypeBatch, `{"commands":[]}`), "no commands"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -25,6 +25,8 @@ type forwardRequest struct {
 	Command []byte `json:"command,omitempty"` // Encode output, for apply
 	ID      string `json:"id,omitempty"`      // for join and remove
 	Address string `json:"address,omitempty"` // for join
+	// ClusterID is the joiner's cluster ID (its data dir's), "" for a fresh node.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // forwardResponse is the leader's answer; Leader is set when the receiver was not
@@ -40,6 +42,9 @@ type forwardResponse struct {
 	Node string `json:"node,omitempty"`
 	// List answers "members" (see admin.go).
 	List *MemberList `json:"list,omitempty"`
+	// ClusterID answers a probe, and a join refused for another cluster's data
+	// dir: the answering cluster's ID (clusterid.go).
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // Forward commits c through the leader from any node: on the leader it is Apply, on
@@ -63,7 +68,8 @@ func (n *Node) Forward(c Command, timeout time.Duration) error {
 // Join asks the cluster reachable at target (a voter or the control-plane VIP) to add
 // this node as a nonvoter; a follower that receives the request points at its leader.
 func (n *Node) Join(target string, timeout time.Duration) error {
-	return n.request(target, forwardRequest{Op: "join", ID: n.id, Address: string(n.trans.LocalAddr())}, timeout)
+	resp, err := n.requestResp(target, forwardRequest{Op: "join", ID: n.id, Address: string(n.trans.LocalAddr()), ClusterID: n.ClusterID()}, timeout)
+	return n.joinError(target, resp, err)
 }
 
 // ReadIndex returns an index the local FSM must have applied before it can be sure
@@ -200,11 +206,14 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 	if err := json.Unmarshal(b, &req); err != nil {
 		return forwardResponse{Error: "malformed request"}
 	}
+	if !n.started.Load() {
+		return forwardResponse{Error: "raft is still starting"}
+	}
 	if req.Op == "probe" {
 		// Any member answers, leader or not: the asker only wants to know whether a
 		// cluster exists there.
 		servers, _ := n.Servers()
-		return forwardResponse{Node: n.id, Members: len(servers)}
+		return n.probeAnswer(forwardResponse{Node: n.id, Members: len(servers)})
 	}
 	if !n.IsLeader() {
 		_, addr := n.Leader()
@@ -235,6 +244,9 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 		if peer != "" && peer != req.ID {
 			n.logger.Warn("refused join: certificate name differs from node name", "peer", peer, "node", req.ID)
 			return forwardResponse{Error: fmt.Sprintf("certificate is for %q, not %q", peer, req.ID)}
+		}
+		if resp, refused := n.refuseForeignJoin(req); refused {
+			return resp
 		}
 		if err := n.AddNonvoter(req.ID, req.Address); err != nil {
 			return forwardResponse{Error: err.Error()}

@@ -36,6 +36,9 @@ type FSM struct {
 	// snapshotIndex names the index of the snapshot being restored: raft
 	// restores only the newest snapshot in the store. Nil means unknown (0).
 	snapshotIndex func() uint64
+	// onClusterID hears the state's cluster ID after every apply and restore
+	// that leaves one, so the node records it in its data dir. Nil: nobody.
+	onClusterID func(id string)
 }
 
 var (
@@ -85,8 +88,24 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		// the state to reach an index must see the index move.
 		f.broadcastLocked()
 	}
+	id := f.state.ClusterID
 	f.mu.Unlock()
+	f.noteClusterID(id)
 	return resp
+}
+
+// noteClusterID tells onClusterID about a non-empty ID; callers do not hold f.mu.
+func (f *FSM) noteClusterID(id string) {
+	if id != "" && f.onClusterID != nil {
+		f.onClusterID(id)
+	}
+}
+
+// clusterID is the committed cluster ID, without copying the state.
+func (f *FSM) clusterID() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.ClusterID
 }
 
 // broadcastLocked wakes everyone waiting on Changed. Callers hold f.mu.
@@ -160,6 +179,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.state.AppliedIndex = idx
 	f.broadcastLocked()
 	f.mu.Unlock()
+	f.noteClusterID(env.State.ClusterID)
 	return nil
 }
 

@@ -382,7 +382,7 @@ func richState(t *testing.T) *FSM {
 func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	src := richState(t)
 	want := src.State()
-	if len(want.Pools) == 0 || len(want.Allocations) < 2 || len(want.Owners) == 0 || len(want.Nodes) < 2 || !want.APIServerEverHealthy || len(want.Advertisers) == 0 || want.LBClass == nil {
+	if len(want.Pools) == 0 || len(want.Allocations) < 2 || len(want.Owners) == 0 || len(want.Nodes) < 2 || !want.APIServerEverHealthy || len(want.Advertisers) == 0 || want.LBClass == nil || want.ClusterID == "" {
 		t.Fatalf("test state is not rich enough: %#v", want)
 	}
 	snap, err := src.Snapshot()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -159,6 +160,10 @@ type Config struct {
 	// to bootstrap a node without existing state; afterwards membership
 	// lives in the Raft log. Empty means a joiner waiting to be added.
 	Peers []Peer
+	// ClusterCheck lists addresses (--join, the other --peer voters) asked at start
+	// of a node whose data dir records a cluster ID: if a raftvip cluster with
+	// another ID answers at any of them, Open refuses (ErrForeignCluster).
+	ClusterCheck []string
 	// Probe lists addresses (--join with --bootstrap) asked before bootstrapping:
 	// if a raftvip cluster answers at any of them, Open refuses to bootstrap a
 	// second one. Unreachable addresses and non-raftvip answers do not count.
@@ -229,6 +234,12 @@ type Node struct {
 
 	// bootstrapped records whether Open bootstrapped a new cluster.
 	bootstrapped bool
+	// idRecord is the cluster ID the data dir records (clusterid.go).
+	idRecord clusterIDRecord
+	// started is set once raft runs; forwarded requests wait for it.
+	started atomic.Bool
+	// leaderSince is when this node last became leader (unix nanoseconds).
+	leaderSince atomic.Int64
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation
@@ -335,8 +346,15 @@ func (n *Node) openStores(dir string) error {
 		store.Close()
 		return fmt.Errorf("snapshot store %s: %w", filepath.Join(dir, snapshotDir), err)
 	}
+	id, err := ReadClusterID(dir)
+	if err != nil {
+		store.Close()
+		return err
+	}
 	n.store, n.logs, n.snaps = store, logs, snaps
 	n.fsm.snapshotIndex = n.newestSnapshotIndex
+	n.idRecord = clusterIDRecord{dir: dir, id: id}
+	n.fsm.onClusterID = n.recordClusterID
 	return nil
 }
 
@@ -355,11 +373,32 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("raft: read existing state in %s: %w", cfg.DataDir, err)
 	}
+	switch {
+	case existing:
+		if err := n.checkClusterAt(cfg.ClusterCheck); err != nil {
+			return err
+		}
+	case len(cfg.Peers) > 0:
+		// The ID is written before raft starts: a peer that bootstraps later in
+		// the same cluster may replicate to this node the moment it listens.
+		id, err := bootstrapClusterID(cfg.Peers)
+		if err == nil {
+			err = writeClusterID(cfg.DataDir, id)
+		}
+		if err != nil {
+			return fmt.Errorf("raft: bootstrap: %w", err)
+		}
+		n.idRecord.id = id
+	default:
+		// A dir without raft state holds nothing of any cluster.
+		n.idRecord.id = ""
+	}
 	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.store, n.snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("raft: start: %w", err)
 	}
 	n.raft = r
+	n.started.Store(true)
 	n.guardRaft()
 	n.metrics = newNodeMetrics(n)
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
@@ -390,12 +429,19 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 					"peer_address", p.Address, "advertise_address", n.trans.LocalAddr())
 			}
 		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+		if errors.Is(err, raft.ErrCantBootstrap) && len(cfg.Peers) > 1 && r.LastIndex() > 0 {
+			// Peers started together: one that bootstrapped first already leads and
+			// replicated the same configuration here the moment raft listened.
+			n.logger.Info("a peer replicated the cluster here before this node bootstrapped; following it", "last_index", r.LastIndex())
+			return nil
+		}
+		if err != nil {
 			n.stopRaft(time.Second)
 			return fmt.Errorf("raft: bootstrap: %w", err)
 		}
 		n.bootstrapped = true
-		n.logger.Info("bootstrapped new raft cluster", "voters", len(servers))
+		n.logger.Info("bootstrapped new raft cluster", "voters", len(servers), "cluster_id", n.ClusterID())
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package raftstore
 
-import "github.com/hashicorp/raft"
+import (
+	"time"
+
+	"github.com/hashicorp/raft"
+)
 
 // pump turns raft observations into leadership notifications, metrics and
 // log lines. It keeps undelivered notifications in order instead of
@@ -16,6 +20,9 @@ func (n *Node) pump() {
 			n.metrics.stateChanges.WithLabelValues(d.String()).Inc()
 			if is := d == raft.Leader; is != leader {
 				leader = is
+				if is {
+					n.leaderSince.Store(time.Now().UnixNano())
+				}
 				pending = append(pending, is)
 				if len(pending) > 64 {
 					// Drop the oldest pair: the reader still ends on the

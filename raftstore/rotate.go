@@ -21,6 +21,8 @@ const (
 	CertIssued = "issued"
 	// CertFiles is a certificate read from --tls-cert/--tls-key.
 	CertFiles = "files"
+	// CertCSR is a worker certificate the leader signed through a Kubernetes CSR.
+	CertCSR = "csr"
 )
 
 // renewFraction is the part of an issued certificate's lifetime after which it is
@@ -121,6 +123,23 @@ func NewFileCertSource(certFile, keyFile string, poll time.Duration, logger *slo
 	return s, nil
 }
 
+// NewCSRCertSource installs first, a worker certificate obtained through a
+// Kubernetes CSR, and once Run is called renews it with next at two thirds of
+// each certificate's lifetime, like an issued one. The first certificate comes
+// from the caller because obtaining it may wait for a leader.
+func NewCSRCertSource(first tls.Certificate, next func() (tls.Certificate, error), logger *slog.Logger) (*CertSource, error) {
+	s := newCertSource(CertCSR, logger)
+	s.next = next
+	if err := s.install(first, time.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// renewsOnTime is true for certificates replaced before they expire (issued or
+// CSR), false for files, which are replaced when they change.
+func (s *CertSource) renewsOnTime() bool { return s.poll == 0 }
+
 func newCertSource(source string, logger *slog.Logger) *CertSource {
 	if logger == nil {
 		logger = slog.Default()
@@ -183,7 +202,7 @@ func (s *CertSource) Run(ctx context.Context) {
 // wait is how long Run sleeps before the next check: until the renewal time
 // of an issued certificate, one poll for files.
 func (s *CertSource) wait() time.Duration {
-	if s.source != CertIssued {
+	if !s.renewsOnTime() {
 		return s.poll
 	}
 	s.mu.Lock()
@@ -196,7 +215,7 @@ func (s *CertSource) wait() time.Duration {
 func (s *CertSource) due(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.source == CertIssued {
+	if s.renewsOnTime() {
 		return !now.Before(s.renewAt)
 	}
 	return s.files.settledChange()
@@ -213,7 +232,7 @@ func (s *CertSource) renew() {
 		s.failures.Add(1)
 		s.mu.Lock()
 		s.lastError = err.Error()
-		if s.source == CertIssued {
+		if s.renewsOnTime() {
 			s.renewAt = time.Now().Add(retryAfter(time.Until(old.NotAfter)))
 		}
 		s.mu.Unlock()
@@ -253,7 +272,7 @@ func (s *CertSource) Status() CertStatus {
 		Failures:  s.failures.Load(),
 		LastError: s.lastError,
 	}
-	if s.source == CertIssued {
+	if s.renewsOnTime() {
 		st.RenewAt = s.renewAt.UTC()
 	}
 	return st

@@ -87,6 +87,9 @@ type State struct {
 	// LBClass is the committed loadBalancerClass the leader serves (SetLBClass);
 	// nil until the first leader commits one.
 	LBClass *string `json:"lb_class,omitempty"`
+	// ClusterID is the cluster's ID (SetClusterID, clusterid.go); "" until the
+	// first leader commits it, and forever in a cluster bootstrapped before IDs.
+	ClusterID string `json:"cluster_id,omitempty"`
 	// AppliedIndex is the raft log index this copy reflects, set by the FSM under
 	// the same lock as the change (and from the snapshot's index on restore). A
 	// reader asking "does what I hold include index N" asks the copy itself, never
@@ -120,6 +123,7 @@ func (s State) Clone() State {
 		Advertisers:          make(map[string][]string, len(s.Advertisers)),
 		Epochs:               maps.Clone(s.Epochs),
 		LBClass:              cloneClass(s.LBClass),
+		ClusterID:            s.ClusterID,
 		AppliedIndex:         s.AppliedIndex,
 	}
 	if c.Epochs == nil {

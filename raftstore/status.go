@@ -41,9 +41,26 @@ type Status struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	// LastContactMs is how long ago this node heard from the leader: 0 on
 	// the leader, -1 when it never has.
-	LastContactMs     int64    `json:"last_contact_ms"`
-	Servers           []Server `json:"servers"`
-	LastSnapshotIndex uint64   `json:"last_snapshot_index"`
+	LastContactMs int64 `json:"last_contact_ms"`
+	// ClusterID is the cluster this node belongs to (clusterid.go); "" for a
+	// cluster bootstrapped before clusters had IDs, or a node not yet joined.
+	ClusterID         string         `json:"cluster_id"`
+	Servers           []StatusServer `json:"servers"`
+	LastSnapshotIndex uint64         `json:"last_snapshot_index"`
+}
+
+// StatusServer is one member as /raft/status shows it: its configuration entry
+// and what this node knows of it.
+type StatusServer struct {
+	Server
+	// Promoting is set on the leader for a nonvoter or staging server that the
+	// membership code is promoting to voter (SetPromoting).
+	Promoting bool `json:"promoting"`
+	// LastContactMs is how long ago this node heard from the member: 0 for
+	// itself; on the leader, the member's last answer (one that never answered
+	// counts from the start of this leadership); on a follower, known only for
+	// the leader; -1 when unknown.
+	LastContactMs int64 `json:"last_contact_ms"`
 }
 
 // Status collects the node's Raft status. A stopped node reports state
@@ -73,10 +90,42 @@ func (n *Node) Status() Status {
 	if v, err := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
 		s.LastSnapshotIndex = v
 	}
+	s.ClusterID = n.ClusterID()
 	if servers, err := n.Servers(); err == nil {
-		s.Servers = servers
+		s.Servers = n.statusServers(servers, state == raft.Leader, id, s.LastContactMs, time.Now())
 	}
 	return s
+}
+
+// statusServers adds promotion and last contact to the configuration.
+func (n *Node) statusServers(servers []Server, leader bool, leaderID string, leaderContactMs int64, now time.Time) []StatusServer {
+	var promoting func(string) bool
+	if p := n.mux.promoting.Load(); p != nil {
+		promoting = *p
+	}
+	var contacts map[string]time.Time
+	sinceNs := n.leaderSince.Load()
+	since := time.Unix(0, sinceNs)
+	if leader {
+		contacts = n.PeerContacts(servers)
+	}
+	out := make([]StatusServer, len(servers))
+	for i, srv := range servers {
+		ss := StatusServer{Server: srv, LastContactMs: -1}
+		ss.Promoting = srv.Suffrage != SuffrageVoter && promoting != nil && promoting(srv.ID)
+		switch t, heard := contacts[srv.ID]; {
+		case srv.ID == n.id:
+			ss.LastContactMs = 0
+		case leader && heard:
+			ss.LastContactMs = now.Sub(t).Milliseconds()
+		case leader && sinceNs != 0:
+			ss.LastContactMs = now.Sub(since).Milliseconds()
+		case srv.ID == leaderID:
+			ss.LastContactMs = leaderContactMs
+		}
+		out[i] = ss
+	}
+	return out
 }
 
 // Servers returns the latest Raft configuration (possibly not yet

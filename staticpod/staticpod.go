@@ -46,35 +46,10 @@ func Render(o Options) ([]byte, error) {
 	dirOrCreate := corev1.HostPathDirectoryOrCreate
 	file := corev1.HostPathFile
 	dir := corev1.HostPathDirectory
-	no := false
-	yes := true
-	c := corev1.Container{
-		Name:            "raftvip",
-		Image:           o.Image,
-		ImagePullPolicy: corev1.PullIfNotPresent,
-		Args:            append([]string{"agent"}, o.AgentArgs...),
-		Env: []corev1.EnvVar{
-			{Name: "RAFTVIP_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
-			{Name: "RAFTVIP_POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-		},
-		SecurityContext: &corev1.SecurityContext{
-			Privileged:               &no,
-			AllowPrivilegeEscalation: &no,
-			ReadOnlyRootFilesystem:   &yes,
-			Capabilities: &corev1.Capabilities{
-				Drop: []corev1.Capability{"ALL"},
-				// SYS_NICE lets the agent raise its priority (--nice) so heartbeats
-				// stay on time when the node's CPUs are saturated.
-				Add: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_NICE"},
-			},
-		},
-		LivenessProbe: &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Host: probeHost(host), Path: "/healthz", Port: intstr.FromInt32(int32(port)),
-			}},
-			InitialDelaySeconds: 5, PeriodSeconds: 10, TimeoutSeconds: 3, FailureThreshold: 3,
-		},
-		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: o.DataDir}},
+	c := agentContainer(o.Image, append([]string{"agent"}, o.AgentArgs...), probeHost(host), port, o.DataDir)
+	c.Env = []corev1.EnvVar{
+		{Name: "RAFTVIP_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		{Name: "RAFTVIP_POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 	}
 	pod := corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
@@ -121,6 +96,38 @@ func Render(o Options) ([]byte, error) {
 		return nil, fmt.Errorf("render manifest: %w", err)
 	}
 	return out, nil
+}
+
+// agentContainer is the agent's container in both the static pod and the worker
+// DaemonSet: not privileged, only the capabilities it uses, a read-only root,
+// and a liveness probe at the status server's own address.
+func agentContainer(image string, args []string, probeHost string, port int, dataDir string) corev1.Container {
+	no := false
+	yes := true
+	return corev1.Container{
+		Name:            "raftvip",
+		Image:           image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            args,
+		SecurityContext: &corev1.SecurityContext{
+			Privileged:               &no,
+			AllowPrivilegeEscalation: &no,
+			ReadOnlyRootFilesystem:   &yes,
+			Capabilities: &corev1.Capabilities{
+				Drop: []corev1.Capability{"ALL"},
+				// SYS_NICE lets the agent raise its priority (--nice) so heartbeats
+				// stay on time when the node's CPUs are saturated.
+				Add: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_NICE"},
+			},
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Host: probeHost, Path: "/healthz", Port: intstr.FromInt32(int32(port)),
+			}},
+			InitialDelaySeconds: 5, PeriodSeconds: 10, TimeoutSeconds: 3, FailureThreshold: 3,
+		},
+		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: dataDir}},
+	}
 }
 
 // MountedFiles picks the files among the agent's flags that the pod must mount from

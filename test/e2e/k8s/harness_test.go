@@ -63,6 +63,10 @@ type env struct {
 	client kubernetes.Interface
 	agents []*agent
 	pools  []string // the --pool flags every agent got
+	// tls gives the voters mutual TLS with the control plane's CA and its key,
+	// as kubeadm control-plane nodes have: they issue their own certificates and
+	// sign workers'. Without it they run --insecure-transport.
+	tls bool
 }
 
 // startEnv starts the control plane, applies docs/rbac.yaml and starts three voters
@@ -93,6 +97,10 @@ func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
 	const n = 3
 	raftPorts, statusPorts := make([]int, n), make([]int, n)
 	var peers []string
+	transport := []string{"--insecure-transport"}
+	if e.tls {
+		transport = []string{"--tls-ca-cert=" + cp.CACertFile, "--tls-ca-key=" + cp.CAKeyFile}
+	}
 	for i := range n {
 		raftPorts[i], statusPorts[i] = freePort(t), freePort(t)
 		peers = append(peers, fmt.Sprintf("--peer=node%d=127.0.0.1:%d", i, raftPorts[i]))
@@ -108,10 +116,10 @@ func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
 			"--raft-port=" + strconv.Itoa(raftPorts[i]),
 			"--status-address=" + strings.TrimPrefix(a.statusURL, "http://"),
 			"--data-dir=" + filepath.Join(dir, a.name), "--admin-socket=" + filepath.Join(dir, a.name+".sock"),
-			"--insecure-transport", "--apiserver-health-url=",
+			"--apiserver-health-url=",
 			"--kubeconfig=" + cp.RaftvipKubeconfig,
 			"--log-format=json",
-		}, peers...)
+		}, append(transport, peers...)...)
 		for _, p := range e.pools {
 			a.args = append(a.args, "--pool="+p)
 		}
