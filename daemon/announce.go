@@ -116,6 +116,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 	var lastPass time.Time
 	wasRaftLeader := false
 	var acks acker
+	var epochs map[netip.Addr]uint64
 	for {
 		now := time.Now()
 		d.health.beat("announce", now)
@@ -143,6 +144,13 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		} else if moved {
 			d.logTransition(leader, wasLeader, isFenced, wasFenced, want)
 		}
+		owned := ownedEpochs(d.cfg.NodeName, want, st)
+		if again := regained(epochs, owned); len(again) > 0 {
+			if err := d.holder.Reannounce(again); err != nil {
+				d.log.Warn("announce VIPs that came back between two passes", "vips", again, "err", err)
+			}
+		}
+		epochs = owned
 		wasLeader, wasFenced = leader, isFenced
 		d.confirmReleases(&acks, st, d.holder.Held(), now)
 		select {

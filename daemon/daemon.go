@@ -200,6 +200,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			start("leader-lease", func(ctx context.Context) {
 				d.lease.run(ctx, d.node, announceCheckInterval(d.cfg))
 			})
+			start("interface", d.interfaceLoop)
 		}
 		start("announce", d.announceLoop)
 	}

@@ -128,7 +128,7 @@ func (c *storeCluster) drainingOwner() *Daemon {
 	f := c.follower()
 	c.apply(raftstore.Allocate{Allocation: raftstore.Allocation{Service: "ns/web", UID: "u1", Pool: "main", IPs: []string{handoffVIP}}})
 	c.apply(raftstore.SetOwner{VIP: handoffVIP, Node: f.cfg.NodeName, Service: "ns/web"})
-	if err := f.node.Forward(raftstore.ReportNode{Node: raftstore.NodeInfo{Name: f.cfg.NodeName, Role: raftstore.RoleVoter, Draining: true}}, 5*time.Second); err != nil {
+	if err := f.node.Forward(raftstore.ReportNode{Node: raftstore.NodeInfo{Name: f.cfg.NodeName, Role: raftstore.RoleVoter, Draining: true, InterfaceUp: true}}, 5*time.Second); err != nil {
 		c.t.Fatal(err)
 	}
 	waitFor(c.t, "the leader sees the drain", func() bool { return c.leader().node.State().Nodes[f.cfg.NodeName].Draining })
@@ -207,8 +207,9 @@ func TestHandoffTakenBackWhenTheOwnerStaysEligible(t *testing.T) {
 	if o := c.owner(handoffVIP); !o.Releasing {
 		t.Fatalf("no release: %+v", o)
 	}
-	// The node restarts before the move and reports it is no longer draining.
-	if err := f.node.Forward(raftstore.ReportNode{Node: raftstore.NodeInfo{Name: f.cfg.NodeName, Role: raftstore.RoleVoter}}, 5*time.Second); err != nil {
+	// The node restarts before the move and reports it is no longer draining (its
+	// interface up, or the leader would move the VIP for that instead).
+	if err := f.node.Forward(raftstore.ReportNode{Node: raftstore.NodeInfo{Name: f.cfg.NodeName, Role: raftstore.RoleVoter, InterfaceUp: true}}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the leader sees the drain end", func() bool { return !c.leader().node.State().Nodes[f.cfg.NodeName].Draining })

@@ -1,10 +1,19 @@
 package daemon
 
 import (
+	"context"
 	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
+
+// interfaceCheckInterval is how often the interface is compared with the held VIPs
+// even without a netlink notification: the net under a lost notification.
+const interfaceCheckInterval = time.Second
+
+// linkReportRetry spaces the attempts to get a link-state report committed.
+const linkReportRetry = 200 * time.Millisecond
 
 // linkIsUp is whether a link can carry announcements: administratively up and
 // operationally up, or "unknown" as dummy and some virtual drivers report.
@@ -23,4 +32,51 @@ func interfaceUp(name string) bool {
 		return false
 	}
 	return linkIsUp(l.Attrs())
+}
+
+// interfaceLoop keeps the interface matching the held VIPs (vip.Holder.Watch:
+// missing VIPs back, strays gone, the name followed, announcements on link up) and
+// reports every change of the link's state to the leader, retrying until it is
+// committed, so the leader moves this node's service VIPs away while the link is
+// down or gone and brings them back when it is up.
+func (d *Daemon) interfaceLoop(ctx context.Context) {
+	changed := make(chan struct{}, 1)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		d.reportLinkChanges(ctx, changed)
+	}()
+	err := d.holder.Watch(ctx, interfaceCheckInterval, func(up bool) {
+		d.log.Warn("interface link state changed: reporting it to the leader", "interface", d.cfg.Interface, "up", up)
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		d.log.Error("interface watch stopped", "interface", d.cfg.Interface, "err", err)
+	}
+	<-reported
+}
+
+// reportLinkChanges sends a node report after every signal on changed until one is
+// committed; the report reads the link itself, so signals that pile up meanwhile
+// are covered by one report.
+func (d *Daemon) reportLinkChanges(ctx context.Context, changed <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		for !d.report() {
+			t := time.NewTimer(linkReportRetry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
 }

@@ -72,6 +72,19 @@ func reachable(self string, servers []raftstore.Server, contacts map[string]time
 	return out
 }
 
+// withLinkState marks unhealthy, for L2 announcing, every node whose last report
+// says its interface is down or missing (or that runs without --interface): it
+// cannot announce, so the leader moves its VIPs away and gives it none. A node
+// that has not reported yet keeps the benefit of the doubt, as in nodeHealth.
+func withLinkState(nodes []assign.Node, st raftstore.State) []assign.Node {
+	for i, n := range nodes {
+		if info, ok := st.Nodes[n.Name]; ok && !info.InterfaceUp {
+			nodes[i].Healthy = false
+		}
+	}
+	return nodes
+}
+
 // assignInputs turns the replicated allocations and the Kubernetes endpoint view
 // into the ownership decision's inputs. Without a Kubernetes view (no kubeconfig)
 // every allocated Service counts as Cluster with endpoints.
@@ -177,7 +190,7 @@ func (d *Daemon) assignOwners(st raftstore.State, servers []raftstore.Server, co
 		eps, excluded = d.services.Endpoints(), d.services.ExcludedNodes()
 	}
 	now := time.Now()
-	nodes := nodeHealth(d.cfg.NodeName, servers, contacts, leaderSince, now, d.cfg.NodeDownTimeout, st, excluded)
+	nodes := withLinkState(nodeHealth(d.cfg.NodeName, servers, contacts, leaderSince, now, d.cfg.NodeDownTimeout, st, excluded), st)
 	up := reachable(d.cfg.NodeName, servers, contacts, leaderSince, now, d.cfg.NodeDownTimeout)
 	svcs, cur := assignInputs(st, eps)
 	owners := handoffOwners(st)

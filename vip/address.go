@@ -229,7 +229,12 @@ func addAddress(h *netlink.Handle, iface string, vip netip.Addr) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("add VIP %s: interface %q: %w", vip, iface, err)
 	}
-	err = h.AddrAdd(link, vipNetlinkAddr(iface, vip))
+	return addAddressOn(h, link, iface, vip)
+}
+
+// addAddressOn is addAddress on a link already looked up; vip is normalised.
+func addAddressOn(h *netlink.Handle, link netlink.Link, iface string, vip netip.Addr) (bool, error) {
+	err := h.AddrAdd(link, vipNetlinkAddr(iface, vip))
 	if errors.Is(err, unix.EEXIST) {
 		return false, nil
 	}
@@ -257,11 +262,18 @@ func removeAddress(h *netlink.Handle, iface string, vip netip.Addr) (bool, error
 	if err != nil {
 		return false, fmt.Errorf("remove VIP %s: interface %q: %w", vip, iface, err)
 	}
+	return removeAddressOn(h, link, vip)
+}
+
+// removeAddressOn is removeAddress on a link already looked up (by index when
+// the interface was renamed); vip is normalised.
+func removeAddressOn(h *netlink.Handle, link netlink.Link, vip netip.Addr) (bool, error) {
+	iface := link.Attrs().Name
 	// Match on address and prefix length only: the kernel also compares a
 	// label when one is given, and a VIP must go even if someone relabelled it.
 	del := vipNetlinkAddr(iface, vip)
 	del.Label = ""
-	err = h.AddrDel(link, del)
+	err := h.AddrDel(link, del)
 	if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}

@@ -122,6 +122,16 @@ func (a *Announcer) drop(v4 bool) {
 	}
 }
 
+// reset closes both sockets, for the Holder to call when the interface of
+// its name is a different link than before (recreated, or another one renamed
+// to it): the sockets are bound to the old link's index.
+func (a *Announcer) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.drop(true)
+	a.drop(false)
+}
+
 // sendOnce writes one round for vip, reopening the socket once on failure.
 func (a *Announcer) sendOnce(vip netip.Addr) (int, error) {
 	var lastErr error

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -52,6 +53,10 @@ type Holder struct {
 	closed  bool
 	// entitled is asked right before every announcement (entitled.go).
 	entitled Entitled
+	// link is the interface as the last Reconcile saw it; linkIndex mirrors its
+	// index for Watch to filter notifications without the lock.
+	link      linkState
+	linkIndex atomic.Int64
 }
 
 // NewHolder prepares a Holder for iface in the current network namespace. It
@@ -75,8 +80,15 @@ func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
 		_ = ns.Close()
 		return nil, err
 	}
+	link, err := nl.LinkByName(iface)
+	if err != nil {
+		_ = ann.Close()
+		nl.Close()
+		_ = ns.Close()
+		return nil, fmt.Errorf("holder for %q: %w", iface, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Holder{
+	h := &Holder{
 		iface:   iface,
 		logger:  logger.With("interface", iface),
 		ns:      ns,
@@ -86,13 +98,17 @@ func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
 		cancel:  cancel,
 		held:    map[netip.Addr]uint64{},
 		expires: map[netip.Addr]time.Time{},
-	}, nil
+		link:    linkState{index: link.Attrs().Index, up: linkUsable(link.Attrs())},
+	}
+	h.linkIndex.Store(int64(h.link.index))
+	return h, nil
 }
 
 // Set makes the interface carry exactly the VIPs in desired. VIPs not in
 // desired are removed first; new VIPs are then added and announced together
-// at once, and again after each of followUpDelays; a held VIP that someone
-// else removed from the interface is put back and announced again. With a
+// at once, and again after each of followUpDelays. A VIP already held is not
+// looked up in the kernel again: Reconcile (run by Watch) repairs what someone
+// else changed. With a
 // fence, every lease is renewed for its TTL, and a new VIP is fenced before
 // its address goes on: if the fence cannot be written, nothing is added. Errors
 // for single VIPs are joined; the others are still handled.
@@ -143,27 +159,19 @@ func (h *Holder) Set(desired []Lease) error {
 	}
 	var fresh []netip.Addr
 	for _, vip := range sortedKeys(want) {
-		if _, had := h.held[vip]; !had && !fenced {
+		gen, had := h.held[vip]
+		if (!had && !fenced) || (had && gen != 0) {
 			continue
 		}
-		announce, err := h.take(vip)
-		if err != nil {
+		if err := h.take(vip); err != nil {
 			errs = append(errs, err)
+			continue
 		}
-		if announce {
-			fresh = append(fresh, vip)
-		}
+		fresh = append(fresh, vip)
 	}
 	if len(fresh) > 0 {
-		h.gen++
-		for _, vip := range fresh {
-			h.held[vip] = h.gen
-		}
-		sent, err := h.announce(fresh)
+		_, err := h.announceAnew(fresh)
 		errs = append(errs, err)
-		if len(sent) > 0 {
-			h.followUp(sent, h.gen)
-		}
 	}
 	if h.fence != nil && fenced && released {
 		errs = append(errs, h.fence.Write(sortedKeys(h.held), leases))
@@ -197,24 +205,16 @@ func (h *Holder) EnableFence() (leftover bool, err error) {
 	return leftover, nil
 }
 
-// take ensures vip is on the interface and reports whether it must be
-// announced: it was not held, or had vanished from the interface. h.mu must
+// take puts vip on the interface for Set, which calls it for VIPs it does
+// not hold yet (or whose removal failed); the caller announces them. h.mu must
 // be held.
-func (h *Holder) take(vip netip.Addr) (bool, error) {
+func (h *Holder) take(vip netip.Addr) error {
 	added, err := addAddress(h.nl, h.iface, vip)
 	if err != nil {
-		return false, err
+		return err
 	}
-	gen, had := h.held[vip]
-	switch {
-	case had && gen != 0 && !added:
-		return false, nil
-	case had && added:
-		h.logger.Warn("held VIP was missing from the interface, added it again", "vip", vip)
-	default:
-		h.logger.Info("took VIP", "vip", vip, "added", added)
-	}
-	return true, nil
+	h.logger.Info("took VIP", "vip", vip, "added", added)
+	return nil
 }
 
 // release removes vip. h.mu must be held. A VIP whose removal fails stays

@@ -26,7 +26,7 @@ var (
 )
 
 // inNS runs fn inside a lab namespace and fails the test on error.
-func inNS(t *testing.T, l *lab.Lab, ns string, fn func() error) {
+func inNS(t testing.TB, l *lab.Lab, ns string, fn func() error) {
 	t.Helper()
 	if err := l.RunInNS(ns, fn); err != nil {
 		t.Fatalf("in %s: %v", ns, err)
@@ -51,7 +51,7 @@ func newHolder(t *testing.T, l *lab.Lab, i int) *Holder {
 }
 
 // listVIPs returns ListVIPAddresses of eth0 in node i.
-func listVIPs(t *testing.T, l *lab.Lab, i int) []netip.Addr {
+func listVIPs(t testing.TB, l *lab.Lab, i int) []netip.Addr {
 	t.Helper()
 	var got []netip.Addr
 	inNS(t, l, l.Node(i), func() error {
@@ -259,11 +259,15 @@ func TestHolderRepairsRemovedAddress(t *testing.T) {
 	if got := listVIPs(t, l, 0); !slices.Equal(got, []netip.Addr{vip4}) {
 		t.Fatalf("after external removal eth0 carries %v", got)
 	}
-	if err := h.Set(leases(vip4, vip6)); err != nil {
+	r, err := h.Reconcile()
+	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.Equal(r.Readded, []netip.Addr{vip6}) || len(r.Removed) != 0 || !r.Up || r.Changed {
+		t.Errorf("Reconcile = %+v, want %s re-added and nothing else", r, vip6)
+	}
 	if got := listVIPs(t, l, 0); !slices.Equal(got, []netip.Addr{vip4, vip6}) {
-		t.Errorf("Set did not restore the removed VIP: %v", got)
+		t.Errorf("Reconcile did not restore the removed VIP: %v", got)
 	}
 	if err := h.AnnounceAll(); err != nil {
 		t.Errorf("AnnounceAll: %v", err)

@@ -70,7 +70,27 @@ type env struct {
 // leader has all five servers in its configuration.
 func startEnv(tb testing.TB, pools []string, extra ...string) *env {
 	tb.Helper()
+	return startEnvWith(tb, envOptions{pools: pools, extra: extra})
+}
+
+// envOptions changes how startEnvWith builds the env.
+type envOptions struct {
+	pools []string
+	extra []string
+	// prepare runs on the fresh lab before the control plane and the agents start.
+	prepare func(l *lab.Lab)
+	// perNode adds flags for node i's agent only, after extra.
+	perNode func(i int) []string
+}
+
+// startEnvWith is startEnv with the lab prepared and some agents' flags changed.
+func startEnvWith(tb testing.TB, o envOptions) *env {
+	tb.Helper()
+	pools, extra := o.pools, o.extra
 	l := lab.New(tb, labNodes)
+	if o.prepare != nil {
+		o.prepare(l)
+	}
 	l.StartEcho(echoPort)
 	cp := cluster.Start(tb, cluster.Options{NetNS: l.Client(), BindAddress: apiAddr})
 	dyn, err := dynamic.NewForConfig(cp.RestConfig)
@@ -97,7 +117,7 @@ func startEnv(tb testing.TB, pools []string, extra ...string) *env {
 	for _, p := range pools {
 		flags = append(flags, "--pool="+p)
 	}
-	e.agents = agents.StartLab(tb, l, agents.LabOptions{Workers: workers, Extra: append(flags, extra...)})
+	e.agents = agents.StartLab(tb, l, agents.LabOptions{Workers: workers, Extra: append(flags, extra...), PerNode: o.perNode})
 	tb.Cleanup(func() {
 		if failed(tb) {
 			for _, a := range e.agents {
