@@ -49,6 +49,7 @@ func TestBadFlagsStopAgentNamingTheFlag(t *testing.T) {
 		{"second join malformed", []string{"--join=127.0.0.2:17950", "--join=cp3", "--control-plane"}, nil, "--join", "cp3", true},
 		{"join to self", []string{"--join=127.0.0.1:17950", "--control-plane"}, nil, "--join", "127.0.0.1:17950", true},
 		{"relative admin socket", []string{"--bootstrap", "--admin-socket=admin.sock"}, nil, "--admin-socket", "admin.sock", true},
+		{"negative nonvoter cap", []string{"--bootstrap", "--max-nonvoters=-1"}, nil, "--max-nonvoters", "-1", true},
 		{"unknown mode", []string{"--peer=n1=127.0.0.1:17950", "--mode=l3"}, nil, "--mode", "l3", true},
 		{"malformed advertise address", []string{"agent", "--node-name=n1", "--advertise-address=10.0.0.300", "--peer=n1=10.0.0.300:7950", "--insecure-transport"}, nil, "--advertise-address", "10.0.0.300", false},
 		{"malformed control-plane VIP", []string{"--peer=n1=127.0.0.1:17950", "--interface=lo", "--control-plane-vip=198.51.100.1000"}, nil, "--control-plane-vip", "198.51.100.1000", true},

@@ -75,6 +75,10 @@ type Config struct {
 	FenceTimeout         time.Duration
 	NodeDownTimeout      time.Duration
 	WorkerRemovalTimeout time.Duration
+	// MaxNonvoters caps the worker nonvoters the leader adds; joins past it are
+	// refused (code nonvoter_limit) and the workers keep retrying. Zero means
+	// raftstore.DefaultMaxNonvoters.
+	MaxNonvoters int
 
 	APIServerHealthURL      string
 	APIServerHealthInterval time.Duration
@@ -214,6 +218,9 @@ func (p *Parsed) parsePeers() error {
 	}
 	if len(p.Config.Peers) > 0 && len(p.Join) > 0 {
 		return flagErr("join", strings.Join(p.Join, ","), "a node is either a voter (--peer) or joins as a nonvoter (--join), not both")
+	}
+	if p.MaxNonvoters < 0 {
+		return flagErr("max-nonvoters", strconv.Itoa(p.MaxNonvoters), "must not be negative")
 	}
 	if len(p.Config.Peers) == 0 && len(p.Join) == 0 && !p.Bootstrap {
 		return flagErr("peer", "", "give --bootstrap (first control-plane node), --join HOST:PORT (every other node), or the voter set with --peer NAME=HOST:PORT (self included)")

@@ -139,6 +139,8 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		DataDir:       cfg.DataDir,
 		Peers:         cfg.Peers,
 		Probe:         bootstrapProbe(cfg),
+		ControlPlane:  cfg.ControlPlane && len(cfg.Join) > 0 && !cfg.Bootstrap,
+		MaxNonvoters:  cfg.MaxNonvoters,
 		ClusterCheck:  clusterCheck(cfg),
 		TLS:           tlsConf,
 		Timeouts:      cfg.Raft,

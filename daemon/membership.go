@@ -7,43 +7,51 @@ import (
 	"github.com/raftvip/raftvip/raftstore"
 )
 
-// Backoff bounds for a worker asking to join.
+// Backoff bounds for a worker asking to join, and how often a control-plane
+// joiner reports its progress until the leader promotes it.
 const (
-	joinMinBackoff = 250 * time.Millisecond
-	joinMaxBackoff = 5 * time.Second
+	joinMinBackoff     = 250 * time.Millisecond
+	joinMaxBackoff     = 5 * time.Second
+	joinReportInterval = 500 * time.Millisecond
 )
 
 // joinLoop makes a --join node a nonvoter of the cluster and keeps it one: it
 // asks until a leader adds it, trying each --join address in turn, and asks again
 // whenever it has not heard from a leader for rejoinAfter (the leader removes
-// workers that stay silent).
+// workers that stay silent). A --control-plane node keeps asking every
+// joinReportInterval until it is a voter: each join carries its applied index,
+// from which the leader decides that it has caught up (raftstore/promote.go).
 func (d *Daemon) joinLoop(ctx context.Context) {
 	backoff := joinMinBackoff
-	joined := false
+	joined, awaited := false, false
 	next := 0
 	for {
-		last := d.node.LastContact()
-		needJoin := !joined || fenced(last, d.cfg.WorkerRemovalTimeout/2, time.Now())
-		if needJoin {
+		awaiting := d.node.AwaitingPromotion()
+		if awaited && !awaiting {
+			d.log.Info("promoted to voter by the leader")
+		}
+		awaited = awaiting
+		wait := time.Second
+		if !joined || awaiting || fenced(d.node.LastContact(), d.cfg.WorkerRemovalTimeout/2, time.Now()) {
 			via := d.cfg.Join[next%len(d.cfg.Join)]
 			next++
-			err := d.node.Join(via, 2*time.Second)
-			if err != nil {
+			if err := d.node.Join(via, 2*time.Second); err != nil {
 				d.log.Warn("join failed, retrying", "join", via, "retry_in", backoff, "err", err)
-				backoff = min(backoff*2, joinMaxBackoff)
+				wait, backoff = backoff, min(backoff*2, joinMaxBackoff)
 			} else {
-				if !joined {
+				switch {
+				case !joined:
 					d.log.Info("joined the cluster as a nonvoter", "via", via, "control_plane", d.cfg.ControlPlane)
-				} else {
+					go d.reportOnce(ctx)
+				case !awaiting:
 					d.log.Info("re-joined the cluster after a long silence", "via", via)
+					go d.reportOnce(ctx)
 				}
 				joined, backoff = true, joinMinBackoff
-				go d.reportOnce(ctx)
+				if awaiting {
+					wait = joinReportInterval
+				}
 			}
-		}
-		wait := backoff
-		if !needJoin || joined {
-			wait = time.Second
 		}
 		select {
 		case <-ctx.Done():

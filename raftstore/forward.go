@@ -21,10 +21,11 @@ var ErrNoLeader = errors.New("no known raft leader")
 
 // forwardRequest is one request a follower sends the leader.
 type forwardRequest struct {
-	Op      string `json:"op"`                // "apply", "join", "read-index", "probe", "members" or "remove"
-	Command []byte `json:"command,omitempty"` // Encode output, for apply
-	ID      string `json:"id,omitempty"`      // for join and remove
-	Address string `json:"address,omitempty"` // for join
+	Op      string    `json:"op"`                // "apply", "join", "read-index", "probe", "members" or "remove"
+	Command []byte    `json:"command,omitempty"` // Encode output, for apply
+	ID      string    `json:"id,omitempty"`      // for join and remove
+	Address string    `json:"address,omitempty"` // for join
+	Join    *joinInfo `json:"join,omitempty"`    // for join (join.go)
 	// ClusterID is the joiner's cluster ID (its data dir's), "" for a fresh node.
 	ClusterID string `json:"cluster_id,omitempty"`
 }
@@ -68,8 +69,14 @@ func (n *Node) Forward(c Command, timeout time.Duration) error {
 // Join asks the cluster reachable at target (a voter or the control-plane VIP) to add
 // this node as a nonvoter; a follower that receives the request points at its leader.
 func (n *Node) Join(target string, timeout time.Duration) error {
-	resp, err := n.requestResp(target, forwardRequest{Op: "join", ID: n.id, Address: string(n.trans.LocalAddr()), ClusterID: n.ClusterID()}, timeout)
-	return n.joinError(target, resp, err)
+	req := n.joinRequest()
+	req.ClusterID = n.ClusterID()
+	resp, err := n.requestResp(target, req, timeout)
+	if err := n.joinError(target, resp, err); err != nil {
+		return err
+	}
+	n.mem.joined.Store(true)
+	return nil
 }
 
 // ReadIndex returns an index the local FSM must have applied before it can be sure
@@ -163,6 +170,7 @@ func (n *Node) serveForward(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(forwardApplyTimeout + time.Second))
 	peer := peerName(c)
+	id := identityOf(c)
 	key := peer
 	if key == "" {
 		key = sourceHost(c.RemoteAddr())
@@ -180,7 +188,7 @@ func (n *Node) serveForward(c net.Conn) {
 		n.logger.Warn("refused forwarded request: rate limit", "peer", peer, "remote", c.RemoteAddr().String(), "rate", forwardRate, "burst", forwardBurst)
 		resp = forwardResponse{Error: fmt.Sprintf("rate limit: more than %d forwarded requests per second", forwardRate)}
 	default:
-		resp = n.handleForward(peer, b)
+		resp = n.handleForward(id, b)
 	}
 	out, err := json.Marshal(resp)
 	if err != nil {
@@ -201,7 +209,8 @@ func discardOversized(c net.Conn, err error) {
 	_, _ = io.CopyN(io.Discard, c, int64(min(big.size, maxFrame)))
 }
 
-func (n *Node) handleForward(peer string, b []byte) forwardResponse {
+func (n *Node) handleForward(id Identity, b []byte) forwardResponse {
+	peer := id.Name
 	var req forwardRequest
 	if err := json.Unmarshal(b, &req); err != nil {
 		return forwardResponse{Error: "malformed request"}
@@ -241,17 +250,10 @@ func (n *Node) handleForward(peer string, b []byte) forwardResponse {
 		}
 		return forwardResponse{Index: idx}
 	case "join":
-		if peer != "" && peer != req.ID {
-			n.logger.Warn("refused join: certificate name differs from node name", "peer", peer, "node", req.ID)
-			return forwardResponse{Error: fmt.Sprintf("certificate is for %q, not %q", peer, req.ID)}
-		}
 		if resp, refused := n.refuseForeignJoin(req); refused {
 			return resp
 		}
-		if err := n.AddNonvoter(req.ID, req.Address); err != nil {
-			return forwardResponse{Error: err.Error()}
-		}
-		n.logger.Info("added nonvoter", "id", req.ID, "address", req.Address)
+		return n.handleJoin(id, req)
 	default:
 		return forwardResponse{Error: fmt.Sprintf("unknown op %q", req.Op)}
 	}

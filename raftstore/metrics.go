@@ -35,7 +35,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "Heartbeats this node failed to deliver as leader, by peer.",
 		}, []string{"peer"}),
 	}
-	m.all = []prometheus.Collector{m.applyLatency, m.leaderChanges, m.stateChanges, m.failedHeartbeats}
+	m.all = []prometheus.Collector{m.applyLatency, m.leaderChanges, m.stateChanges, m.failedHeartbeats, n.mem.refused}
 	for _, st := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
 		m.all = append(m.all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "raftvip_raft_state",

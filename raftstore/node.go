@@ -168,6 +168,12 @@ type Config struct {
 	// if a raftvip cluster answers at any of them, Open refuses to bootstrap a
 	// second one. Unreachable addresses and non-raftvip answers do not count.
 	Probe []string
+	// ControlPlane makes a joiner (no Peers) ask to be promoted to voter once it
+	// has caught up; its certificate must be a control-plane one (join.go).
+	ControlPlane bool
+	// MaxNonvoters caps the nonvoters workers may join as, on the leader; zero
+	// means DefaultMaxNonvoters. Joins past it are refused (join.go).
+	MaxNonvoters int
 	// TLS is the mutual TLS configuration (see MutualTLSConfig) used for
 	// both accepting and dialling. Nil means plain TCP: labs only.
 	TLS *tls.Config
@@ -234,6 +240,8 @@ type Node struct {
 
 	// bootstrapped records whether Open bootstrapped a new cluster.
 	bootstrapped bool
+	// mem is the join and promotion bookkeeping (join.go, promote.go).
+	mem *memberState
 	// idRecord is the cluster ID the data dir records (clusterid.go).
 	idRecord clusterIDRecord
 	// started is set once raft runs; forwarded requests wait for it.
@@ -274,6 +282,7 @@ func Open(cfg Config) (*Node, error) {
 		done:     make(chan struct{}),
 		pumpDone: make(chan struct{}),
 		fwdLimit: newPeerLimiter(forwardRate, forwardBurst, forwardLimiterMax),
+		mem:      newMemberState(cfg),
 	}
 	rc, err := n.raftConfig()
 	if err != nil {
@@ -409,7 +418,9 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 		return false
 	})
 	r.RegisterObserver(n.observer)
+	n.mem.startedEmpty = !existing && len(cfg.Peers) == 0
 	go n.pump()
+	go n.promoteLoop()
 
 	switch {
 	case existing:
