@@ -75,6 +75,9 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 	fmt.Fprintf(tw, "cluster id:\t%s\n", clusterID)
 	fmt.Fprintf(tw, "node:\t%s\n", st.Node)
 	fmt.Fprintf(tw, "state:\t%s\n", st.State)
+	if st.Halted != nil {
+		fmt.Fprintf(tw, "HALTED:\t%s (upgrade this node's binary; it announces nothing)\n", st.Halted)
+	}
 	fmt.Fprintf(tw, "leader:\t%s\n", leader)
 	fmt.Fprintf(tw, "term:\t%d\n", st.Term)
 	fmt.Fprintf(tw, "log index (last/commit/applied):\t%d / %d / %d\n", st.LastLogIndex, st.CommitIndex, st.AppliedIndex)

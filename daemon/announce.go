@@ -139,6 +139,10 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		}
 		current := !isFenced && cu.current(d.node, st.AppliedIndex)
 		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
+		if d.node.Halted() != nil {
+			// Its state is behind for good: not even the control-plane VIPs.
+			want = nil
+		}
 		// Every pass renews the kernel leases, so Set runs even when nothing moved.
 		moved := !slices.Equal(sortedAddrs(d.holder.Held()), want)
 		if err := d.holder.Set(leasesFor(want, d.cfg.VIPs, now, p.cpTTL, p.svcTTL)); err != nil {

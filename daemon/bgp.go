@@ -445,7 +445,8 @@ func (d *Daemon) bgpLoop(ctx context.Context) {
 			cu = catchUp{}
 		}
 		current := !isFenced && cu.current(d.node, st.AppliedIndex)
-		want, unroutable := bgpWant(d.cfg.NodeName, isFenced || !current, st, d.cfg.BGP)
+		halted := d.node.Halted() != nil
+		want, unroutable := bgpWant(d.cfg.NodeName, isFenced || !current || halted, st, d.cfg.BGP)
 		if !slices.Equal(unroutable, lastUnroutable) && len(unroutable) > 0 {
 			d.log.Warn("not advertising VIPs of a family this node has no next hop for (give --bgp-next-hop-ipv6)", "vips", unroutable)
 		}

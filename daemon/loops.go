@@ -25,6 +25,9 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 	}
 	var tr healthTracker
 	dirty := true
+	// A new leader learns this node's features only from its reports
+	// (raftstore/versions.go), so every leader change sends one.
+	var lastLeader string
 	tick := time.NewTicker(d.cfg.APIServerHealthInterval)
 	defer tick.Stop()
 	for {
@@ -44,6 +47,9 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 				d.m.apiHealthy.Set(0)
 				d.log.Warn("local kube-apiserver is unhealthy", "url", d.cfg.APIServerHealthURL, "err", err)
 			}
+		}
+		if id, _ := d.node.Leader(); id != lastLeader {
+			lastLeader, dirty = id, true
 		}
 		if dirty && tr.known {
 			dirty = !d.report()
@@ -71,6 +77,7 @@ func (d *Daemon) report() bool {
 		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
 		LBClass:          &class,
+		Commands:         raftstore.Supported(),
 	}
 	d.mu.Unlock()
 	if !d.cfg.IsVoter {
@@ -116,7 +123,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		d.health.beat("leader", time.Now())
-		if !d.node.IsLeader() {
+		if !d.node.IsLeader() || d.node.Halted() != nil {
 			leaderSince = time.Time{}
 			drift = d.warnPoolDrift(drift)
 			d.noteClassDrift(lbClassDrift(d.cfg.LBClass, d.node.State().LBClass))

@@ -77,6 +77,10 @@ func newStatusHandler(src statusSource, reg *prometheus.Registry, log *slog.Logg
 		writeJSON(w, http.StatusOK, src.State())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if h := src.RaftStatus().Halted; h != nil {
+			http.Error(w, h.String(), http.StatusServiceUnavailable)
+			return
+		}
 		if stuck := src.StuckLoops(); len(stuck) > 0 {
 			http.Error(w, "stuck loops: "+strings.Join(stuck, ", "), http.StatusServiceUnavailable)
 			return

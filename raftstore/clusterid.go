@@ -198,6 +198,10 @@ func (n *Node) CommitClusterID(timeout time.Duration) error {
 	if id == "" {
 		return nil
 	}
+	if gated, _ := n.Gated(TypeClusterID.String()); gated {
+		// Retried on every leader pass: the gate opens with the last voter's report.
+		return nil
+	}
 	if err := n.Apply(SetClusterID{ID: id}, timeout); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 // daemon's leader loop does, and waits until every running node holds it.
 func commitID(t *testing.T, c *cluster) string {
 	t.Helper()
+	reportAll(t, c)
 	l := c.leader()
 	if err := l.Barrier(5 * time.Second); err != nil {
 		t.Fatal(err)

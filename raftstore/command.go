@@ -77,6 +77,12 @@ func (t CommandType) String() string {
 // sees them; they are deterministic, so every node rejects the same entries.
 var ErrInvalidCommand = errors.New("invalid command")
 
+// ErrUnknownCommand marks an entry written by a newer release: an unknown
+// format version, command type or field. Unlike an invalid command it is not
+// rejected the same way everywhere (the writer could decode it), so the FSM
+// halts on it instead of applying on (halt.go).
+var ErrUnknownCommand = errors.New("written by a newer release")
+
 // Command is a change to the replicated State. Only the types in this file
 // implement it usefully; Encode rejects anything else.
 type Command interface {
@@ -231,7 +237,7 @@ func Decode(b []byte) (Command, error) {
 		return nil, fmt.Errorf("%w: %d bytes, need at least a version and a type byte", ErrInvalidCommand, len(b))
 	}
 	if b[0] != FormatVersion {
-		return nil, fmt.Errorf("%w: unknown format version %d (this node understands %d)", ErrInvalidCommand, b[0], FormatVersion)
+		return nil, fmt.Errorf("%w: %w: unknown format version %d (this node understands %d)", ErrInvalidCommand, ErrUnknownCommand, b[0], FormatVersion)
 	}
 	o, err := decodeTyped(CommandType(b[1]), b[2:], true)
 	if err != nil {
@@ -305,7 +311,10 @@ func decodeTyped(t CommandType, body []byte, allowBatch bool) (op, error) {
 		}
 		o, err = decodeBatch(body)
 	default:
-		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalidCommand, uint8(t))
+		return nil, fmt.Errorf("%w: %w: unknown command type %d", ErrInvalidCommand, ErrUnknownCommand, uint8(t))
+	}
+	if err != nil && (errors.Is(err, ErrUnknownCommand) || strings.HasPrefix(err.Error(), "json: unknown field")) {
+		return nil, fmt.Errorf("%w: %w: %s body: %v", ErrInvalidCommand, ErrUnknownCommand, t, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrInvalidCommand, t, err)

@@ -28,6 +28,10 @@ type forwardRequest struct {
 	Join    *joinInfo `json:"join,omitempty"`    // for join (join.go)
 	// ClusterID is the joiner's cluster ID (its data dir's), "" for a fresh node.
 	ClusterID string `json:"cluster_id,omitempty"`
+	// Commands is the sender's Supported features, on every apply: the leader
+	// learns them before it may commit NodeInfo.Commands (versions.go). Leaders
+	// of the release before ignore the field.
+	Commands []string `json:"commands,omitempty"`
 }
 
 // forwardResponse is the leader's answer; Leader is set when the receiver was not
@@ -63,7 +67,7 @@ func (n *Node) Forward(c Command, timeout time.Duration) error {
 	if addr == "" {
 		return ErrNoLeader
 	}
-	return n.request(addr, forwardRequest{Op: "apply", Command: data}, timeout)
+	return n.request(addr, forwardRequest{Op: "apply", Command: data, Commands: Supported()}, timeout)
 }
 
 // Join asks the cluster reachable at target (a voter or the control-plane VIP) to add
@@ -239,6 +243,9 @@ func (n *Node) handleForward(id Identity, b []byte) forwardResponse {
 		if err := authorize(peer, c); err != nil {
 			n.logger.Warn("refused forwarded command", "peer", peer, "command", c.Type().String(), "err", err)
 			return forwardResponse{Error: err.Error()}
+		}
+		if r, ok := c.(ReportNode); ok {
+			n.caps.note(r.Node.Name, req.Commands)
 		}
 		if err := n.Apply(c, forwardApplyTimeout); err != nil {
 			return forwardResponse{Error: err.Error()}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -39,6 +40,10 @@ type FSM struct {
 	// onClusterID hears the state's cluster ID after every apply and restore
 	// that leaves one, so the node records it in its data dir. Nil: nobody.
 	onClusterID func(id string)
+	// halt is set at the first entry this node cannot decode (halt.go); onHalt
+	// hears it once. Nil: applying.
+	halt   *Halt
+	onHalt func(Halt)
 }
 
 var (
@@ -64,11 +69,25 @@ func (f *FSM) Apply(l *raft.Log) any {
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	ops := make([]op, len(logs))
+	f.mu.RLock()
+	halted := f.halt != nil
+	f.mu.RUnlock()
+	var halt *Halt
+	applied := len(logs)
 	for i, l := range logs {
+		if halted || halt != nil {
+			resp[i] = fmt.Errorf("log index %d: %w", l.Index, ErrHalted)
+			continue
+		}
 		if l.Type != raft.LogCommand {
 			continue
 		}
 		c, err := Decode(l.Data)
+		if h, ok := haltFor(l.Index, l.Data, err, time.Now()); ok {
+			halt, applied = &h, i
+			resp[i] = fmt.Errorf("log index %d: %w: %w", l.Index, ErrHalted, err)
+			continue
+		}
 		if err != nil {
 			f.rejected.Add(1)
 			resp[i] = fmt.Errorf("log index %d: %w", l.Index, err)
@@ -76,14 +95,20 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		ops[i] = c.(op)
 	}
+	if halted {
+		return resp
+	}
 	f.mu.Lock()
-	for _, o := range ops {
+	for _, o := range ops[:applied] {
 		if o != nil {
 			o.apply(&f.state)
 		}
 	}
+	if applied > 0 {
+		f.state.AppliedIndex = max(f.state.AppliedIndex, logs[applied-1].Index)
+	}
+	f.halt = halt
 	if len(logs) > 0 {
-		f.state.AppliedIndex = max(f.state.AppliedIndex, logs[len(logs)-1].Index)
 		// Also for rejected and configuration entries: a reader waiting for
 		// the state to reach an index must see the index move.
 		f.broadcastLocked()
@@ -91,6 +116,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	id := f.state.ClusterID
 	f.mu.Unlock()
 	f.noteClusterID(id)
+	if halt != nil && f.onHalt != nil {
+		f.onHalt(*halt)
+	}
 	return resp
 }
 
@@ -106,6 +134,17 @@ func (f *FSM) clusterID() string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.state.ClusterID
+}
+
+// nodeCommands is every node's committed feature report (versions.go).
+func (f *FSM) nodeCommands() map[string][]string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make(map[string][]string, len(f.state.Nodes))
+	for name, info := range f.state.Nodes {
+		out[name] = info.Commands
+	}
+	return out
 }
 
 // broadcastLocked wakes everyone waiting on Changed. Callers hold f.mu.
@@ -153,6 +192,9 @@ func (f *FSM) sizes() (pools, allocations, owners, nodes int) {
 // Snapshot implements raft.FSM by copying the state; the copy is written
 // later by Persist, concurrently with further Applies.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.Halted(); h != nil {
+		return nil, fmt.Errorf("snapshot: %w: %s", ErrHalted, h)
+	}
 	return &fsmSnapshot{state: f.State()}, nil
 }
 
@@ -160,6 +202,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // snapshot's and wakes Changed waiters.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if h := f.Halted(); h != nil {
+		return fmt.Errorf("restore snapshot: %w: %s", ErrHalted, h)
+	}
 	var env snapshotEnvelope
 	dec := json.NewDecoder(rc)
 	dec.DisallowUnknownFields()

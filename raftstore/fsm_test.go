@@ -180,8 +180,9 @@ func TestFSMBatchIsAtomic(t *testing.T) {
 	}
 }
 
+// TestFSMRejectsUnknownVersionAndType: an entry of a newer release halts the
+// FSM with an error naming what it did not know, and changes nothing.
 func TestFSMRejectsUnknownVersionAndType(t *testing.T) {
-	f := NewFSM()
 	cases := []struct {
 		b    []byte
 		want string
@@ -190,13 +191,14 @@ func TestFSMRejectsUnknownVersionAndType(t *testing.T) {
 		{append([]byte{FormatVersion, 250}, `{}`...), "unknown command type 250"},
 	}
 	for _, tc := range cases {
+		f := NewFSM()
 		err := applyRaw(f, 1, tc.b)
-		if !errors.Is(err, ErrInvalidCommand) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, ErrInvalidCommand) || !errors.Is(err, ErrHalted) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error = %v, want one naming %q", err, tc.want)
 		}
-	}
-	if got := f.State(); !statesEqual(got, NewState()) {
-		t.Fatalf("state changed: %#v", got)
+		if got := f.State(); !statesEqual(got, NewState()) {
+			t.Fatalf("state changed: %#v", got)
+		}
 	}
 }
 
@@ -229,7 +231,8 @@ func TestFSMIndexFollowsEveryEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := []byte{FormatVersion, 99}
+	bad := []byte(string([]byte{FormatVersion, byte(TypeRemoveNode)}) + `{"name":""}`)
+	unknown := []byte{FormatVersion, 99}
 	tests := []struct {
 		name  string
 		batch []*raft.Log
@@ -238,6 +241,7 @@ func TestFSMIndexFollowsEveryEntry(t *testing.T) {
 		{"empty batch", nil, 0},
 		{"one command", []*raft.Log{{Index: 3, Type: raft.LogCommand, Data: good}}, 3},
 		{"rejected last", []*raft.Log{{Index: 3, Type: raft.LogCommand, Data: good}, {Index: 4, Type: raft.LogCommand, Data: bad}}, 4},
+		{"halted last", []*raft.Log{{Index: 3, Type: raft.LogCommand, Data: good}, {Index: 4, Type: raft.LogCommand, Data: unknown}}, 3},
 		{"configuration last", []*raft.Log{{Index: 5, Type: raft.LogCommand, Data: good}, {Index: 7, Type: raft.LogConfiguration}}, 7},
 	}
 	for _, tt := range tests {
@@ -297,7 +301,7 @@ func TestFSMApplyBatchMixesGoodAndBad(t *testing.T) {
 	}
 	resp := f.ApplyBatch([]*raft.Log{
 		{Index: 1, Type: raft.LogCommand, Data: good},
-		{Index: 2, Type: raft.LogCommand, Data: []byte{FormatVersion, 99}},
+		{Index: 2, Type: raft.LogCommand, Data: []byte(string([]byte{FormatVersion, byte(TypeRemoveNode)}) + `{"name":""}`)},
 		{Index: 3, Type: raft.LogCommand, Data: good},
 	})
 	if resp[0] != nil || resp[2] != nil {

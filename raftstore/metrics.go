@@ -54,6 +54,12 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	gauge("raftvip_raft_term", "Current Raft term.", func() float64 { return float64(n.raft.CurrentTerm()) })
 	gauge("raftvip_raft_commit_index", "Highest committed log index known here.", func() float64 { return float64(n.raft.CommitIndex()) })
 	gauge("raftvip_raft_applied_index", "Highest log index applied to the FSM here.", func() float64 { return float64(n.fsm.Index()) })
+	gauge("raftvip_fsm_halted", "1 when the state machine halted at a log entry this binary cannot decode (see /raft/status).", func() float64 {
+		if n.fsm.Halted() != nil {
+			return 1
+		}
+		return 0
+	})
 	gauge("raftvip_fsm_rejected_commands", "Log entries the FSM refused (bad or unknown commands).", func() float64 { return float64(n.fsm.Rejected()) })
 	fsmSize := func(name, help string, pick func(p, a, o, nd int) int) {
 		gauge(name, help, func() float64 { return float64(pick(n.fsm.sizes())) })

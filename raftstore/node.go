@@ -234,6 +234,8 @@ type Node struct {
 	metrics *nodeMetrics
 	// fwdLimit rate-limits forwarded requests per peer (forwardlimit.go).
 	fwdLimit *peerLimiter
+	// caps is what forwarded requests said their senders support (versions.go).
+	caps capabilities
 	// barrier records whether this leader committed an entry of its term
 	// (barrier.go).
 	barrier termBarrier
@@ -364,6 +366,7 @@ func (n *Node) openStores(dir string) error {
 	n.fsm.snapshotIndex = n.newestSnapshotIndex
 	n.idRecord = clusterIDRecord{dir: dir, id: id}
 	n.fsm.onClusterID = n.recordClusterID
+	n.fsm.onHalt = n.noteHalt
 	return nil
 }
 
@@ -463,12 +466,19 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 // unknown (re-read the state before retrying), and the FSM's error when the
 // command was rejected.
 func (n *Node) Apply(c Command, timeout time.Duration) error {
-	data, err := Encode(c)
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if h := n.fsm.Halted(); h != nil {
+		return fmt.Errorf("raft apply %s: %w: %s", c.Type(), ErrHalted, h)
+	}
+	c, err := n.gate(c)
 	if err != nil {
 		return err
 	}
-	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+	data, err := Encode(c)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	f := n.raft.Apply(data, timeout)

@@ -62,6 +62,10 @@ type NodeInfo struct {
 	// LBClass is the node's --lb-class ("" is a value: Services without a class);
 	// nil from a node that does not report it.
 	LBClass *string `json:"lb_class,omitempty"`
+	// Commands lists the features the node can apply (Supported), so the leader
+	// writes a new command type or field only once every voter can apply it
+	// (versions.go). Nil from a node of the release before the reports.
+	Commands []string `json:"commands,omitempty"`
 }
 
 // Node roles reported in NodeInfo.Role.
@@ -161,6 +165,7 @@ func (a Allocation) clone() Allocation {
 func (n NodeInfo) clone() NodeInfo {
 	n.Pools = clonePools(n.Pools)
 	n.LBClass = cloneClass(n.LBClass)
+	n.Commands = cloneStrings(n.Commands)
 	return n
 }
 

@@ -47,6 +47,11 @@ type Status struct {
 	ClusterID         string         `json:"cluster_id"`
 	Servers           []StatusServer `json:"servers"`
 	LastSnapshotIndex uint64         `json:"last_snapshot_index"`
+	// Halted is set when the state machine stopped at an entry this binary
+	// cannot decode (halt.go): the node applies and announces nothing.
+	Halted *Halt `json:"halted,omitempty"`
+	// Commands is what this binary can apply (versions.go).
+	Commands []string `json:"commands"`
 }
 
 // StatusServer is one member as /raft/status shows it: its configuration entry
@@ -77,6 +82,8 @@ func (n *Node) Status() Status {
 		CommitIndex:   n.raft.CommitIndex(),
 		AppliedIndex:  n.fsm.Index(),
 		LastContactMs: -1,
+		Halted:        n.fsm.Halted(),
+		Commands:      Supported(),
 	}
 	switch last := n.raft.LastContact(); {
 	case state == raft.Leader:

@@ -1,0 +1,154 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// A rolling upgrade runs nodes of two releases side by side. A node that meets
+// a log entry it cannot decode halts (halt.go) instead of diverging, so the
+// leader must never write what one of the voters cannot decode: every node
+// reports the features it can apply (NodeInfo.Commands, and the Commands of
+// every forwarded request, which old leaders ignore), and the leader uses a new
+// command type or field only once every voter reports it. A voter that reports
+// nothing runs a release from before the reports and supports exactly
+// BaselineFeatures.
+
+// FeatureNodeCommands is the NodeInfo.Commands field itself: the release before
+// it decodes node reports strictly and rejects a report that carries it.
+const FeatureNodeCommands = "report_node.commands"
+
+// BaselineFeatures is what v0.1.0 (commit 4e456fa), the release before feature
+// reports, can apply: command types 1 to 12 with the fields of that release.
+func BaselineFeatures() []string {
+	var out []string
+	for t := TypeSetPools; t <= TypeAckRelease; t++ {
+		out = append(out, t.String())
+	}
+	return out
+}
+
+// Supported is every feature this binary can apply, sorted: what it reports.
+func Supported() []string {
+	out := append(BaselineFeatures(), TypeClusterID.String(), FeatureNodeCommands)
+	slices.Sort(out)
+	return out
+}
+
+// requiredFeatures names the features a node needs to apply c. Batches need
+// what their commands need.
+func requiredFeatures(c Command) []string {
+	out := []string{c.Type().String()}
+	switch c := c.(type) {
+	case ReportNode:
+		if c.Node.Commands != nil {
+			out = append(out, FeatureNodeCommands)
+		}
+	case Batch:
+		for _, sub := range c.Commands {
+			out = append(out, requiredFeatures(sub)...)
+		}
+	}
+	return out
+}
+
+// featureGate is the gate's pure decision: which voters cannot apply feature.
+// known holds what each node reported; a voter absent from it (or with an empty
+// report) counts as BaselineFeatures. An empty result means the leader may use
+// the feature.
+func featureGate(feature string, voters []string, known map[string][]string) []string {
+	var missing []string
+	for _, v := range voters {
+		have := known[v]
+		if len(have) == 0 {
+			have = BaselineFeatures()
+		}
+		if !slices.Contains(have, feature) {
+			missing = append(missing, v)
+		}
+	}
+	return missing
+}
+
+// capabilities is what the leader heard nodes report in forwarded requests; it
+// lets the leader learn a node's features before the NodeInfo.Commands field
+// may be committed, and survives nothing: a new leader hears reports again.
+type capabilities struct {
+	mu    sync.Mutex
+	heard map[string][]string
+}
+
+// note records what node said it supports; an empty list is an old binary's
+// silence (BaselineFeatures), so a node downgraded in place loses its features.
+func (c *capabilities) note(node string, features []string) {
+	if node == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.heard == nil {
+		c.heard = make(map[string][]string)
+	}
+	c.heard[node] = append([]string{}, features...)
+}
+
+// known merges the committed reports with what was heard; heard wins, being
+// newer than any commit of a node that has restarted since.
+func (c *capabilities) known(committed map[string][]string, self string) map[string][]string {
+	out := make(map[string][]string, len(committed)+1)
+	maps.Copy(out, committed)
+	c.mu.Lock()
+	for name, f := range c.heard {
+		out[name] = f
+	}
+	c.mu.Unlock()
+	out[self] = Supported()
+	return out
+}
+
+// ErrFeatureGated refuses a command that some voter could not apply yet.
+var ErrFeatureGated = errors.New("not every voter can apply it yet")
+
+// Gated reports whether the leader must not use feature yet, and which voters
+// lack it; a follower answers for its own view of the reports.
+func (n *Node) Gated(feature string) (bool, []string) {
+	missing := featureGate(feature, n.voterIDs(), n.caps.known(n.fsm.nodeCommands(), n.id))
+	return len(missing) > 0, missing
+}
+
+// gate makes c safe to write: it drops NodeInfo.Commands while a voter cannot
+// decode it, and refuses a command type some voter cannot apply.
+func (n *Node) gate(c Command) (Command, error) {
+	voters := n.voterIDs()
+	known := n.caps.known(n.fsm.nodeCommands(), n.id)
+	if r, ok := c.(ReportNode); ok && r.Node.Commands != nil && len(featureGate(FeatureNodeCommands, voters, known)) > 0 {
+		r.Node.Commands = nil
+		c = r
+	}
+	for _, f := range requiredFeatures(c) {
+		if missing := featureGate(f, voters, known); len(missing) > 0 {
+			return nil, fmt.Errorf("%s needs %s, which voters %v do not report: %w", c.Type(), f, missing, ErrFeatureGated)
+		}
+	}
+	return c, nil
+}
+
+// voterIDs lists the voters of the latest configuration; none when it cannot
+// be read, which opens no gate the configuration would keep shut only on a
+// leader that is stopping anyway.
+func (n *Node) voterIDs() []string {
+	servers, err := n.Servers()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range servers {
+		if s.Suffrage == SuffrageVoter {
+			out = append(out, s.ID)
+		}
+	}
+	return out
+}
