@@ -36,3 +36,19 @@ func TestPrintStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintStatusNamesAHalt: a halted node says so, with the entry, right under
+// its state; a running one prints no such line.
+func TestPrintStatusNamesAHalt(t *testing.T) {
+	var b bytes.Buffer
+	printStatus(&b, daemon.RaftStatus{Status: raftstore.Status{Node: "cp1", State: "Follower",
+		Halted: &raftstore.Halt{Index: 42, Type: "unknown(14)", Reason: "unknown command type 14"}}})
+	if out := b.String(); !strings.Contains(out, "HALTED:") || !strings.Contains(out, "halted at log index 42 (unknown(14)): unknown command type 14") {
+		t.Fatalf("status of a halted node:\n%s", out)
+	}
+	b.Reset()
+	printStatus(&b, daemon.RaftStatus{Status: raftstore.Status{Node: "cp1", State: "Follower"}})
+	if strings.Contains(b.String(), "HALTED") {
+		t.Fatalf("a running node prints a halt:\n%s", b.String())
+	}
+}

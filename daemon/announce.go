@@ -41,6 +41,16 @@ func desiredVIPs(self string, leader, fenced bool, cpVIPs []netip.Addr, st rafts
 	return slices.Compact(out)
 }
 
+// unlessHalted is what a node may hold when its state machine may have halted
+// (raftstore/halt.go): nothing at all, not even the control-plane VIPs, since
+// its state is behind the cluster's for good.
+func unlessHalted(want []netip.Addr, halt *raftstore.Halt) []netip.Addr {
+	if halt != nil {
+		return nil
+	}
+	return want
+}
+
 // leasesFor gives each VIP its kernel lease (vip.Fence), ending at now plus:
 // for control-plane VIPs cpTTL, what is left at now of the verified leader
 // lease, which ends before any follower may start an election; for service VIPs
@@ -138,11 +148,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 			cu = catchUp{}
 		}
 		current := !isFenced && cu.current(d.node, st.AppliedIndex)
-		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
-		if d.node.Halted() != nil {
-			// Its state is behind for good: not even the control-plane VIPs.
-			want = nil
-		}
+		want := unlessHalted(desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st), d.node.Halted())
 		// Every pass renews the kernel leases, so Set runs even when nothing moved.
 		moved := !slices.Equal(sortedAddrs(d.holder.Held()), want)
 		if err := d.holder.Set(leasesFor(want, d.cfg.VIPs, now, p.cpTTL, p.svcTTL)); err != nil {

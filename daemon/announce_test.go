@@ -66,3 +66,23 @@ func TestFenced(t *testing.T) {
 		}
 	}
 }
+
+func TestUnlessHalted(t *testing.T) {
+	vips := []netip.Addr{netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("198.51.100.100")}
+	halt := &raftstore.Halt{Index: 9, Type: "unknown(14)"}
+	for name, tc := range map[string]struct {
+		want []netip.Addr
+		halt *raftstore.Halt
+		got  []netip.Addr
+	}{
+		"running keeps its VIPs":     {vips, nil, vips},
+		"halted holds nothing":       {vips, halt, nil},
+		"halted with nothing to own": {nil, halt, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := unlessHalted(tc.want, tc.halt); !slices.Equal(got, tc.got) {
+				t.Fatalf("got %v, want %v", got, tc.got)
+			}
+		})
+	}
+}

@@ -46,25 +46,34 @@ func TestStuckBound(t *testing.T) {
 	}
 }
 
-type fakeStatus struct{ stuck []string }
+type fakeStatus struct {
+	stuck []string
+	halt  *raftstore.Halt
+}
 
-func (fakeStatus) RaftStatus() RaftStatus { return RaftStatus{} }
+func (f fakeStatus) RaftStatus() RaftStatus {
+	return RaftStatus{Status: raftstore.Status{Halted: f.halt}}
+}
 func (fakeStatus) State() raftstore.State { return raftstore.State{} }
 func (f fakeStatus) StuckLoops() []string { return f.stuck }
 
 // TestHealthzNamesStuckLoop proves /healthz fails with 503 and names the stuck
-// loop, so the kubelet's liveness probe restarts the agent.
+// loop, so the kubelet's liveness probe restarts the agent; a halted state
+// machine fails it too, naming the entry.
 func TestHealthzNamesStuckLoop(t *testing.T) {
+	halt := &raftstore.Halt{Index: 42, Type: "unknown(14)", Reason: "unknown command type 14"}
 	for _, tc := range []struct {
 		stuck []string
+		halt  *raftstore.Halt
 		code  int
 		body  string
 	}{
-		{nil, http.StatusOK, "ok"},
-		{[]string{"announce"}, http.StatusServiceUnavailable, "stuck loops: announce"},
-		{[]string{"announce", "leader"}, http.StatusServiceUnavailable, "stuck loops: announce, leader"},
+		{nil, nil, http.StatusOK, "ok"},
+		{[]string{"announce"}, nil, http.StatusServiceUnavailable, "stuck loops: announce"},
+		{[]string{"announce", "leader"}, nil, http.StatusServiceUnavailable, "stuck loops: announce, leader"},
+		{nil, halt, http.StatusServiceUnavailable, "halted at log index 42 (unknown(14))"},
 	} {
-		h := newStatusHandler(fakeStatus{stuck: tc.stuck}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		h := newStatusHandler(fakeStatus{stuck: tc.stuck, halt: tc.halt}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {

@@ -207,7 +207,7 @@ func TestDecodeRejects(t *testing.T) {
 		"cluster id field": {raw(1, TypeClusterID, `{"id":"6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f1a7b64","name":"x"}`), `unknown field "name"`},
 		"bad cluster id":   {raw(1, TypeClusterID, `{"id":"nope"}`), "set_cluster_id"},
 		"nested batch":     {raw(1, TypeBatch, string(nested)), "batch inside a batch"},
-		"batch bad item":   {raw(1, TypeBatch, `{"commands":[{"type":77,"body":{}}]}`), "command 0: invalid command: unknown command type 77"},
+		"batch bad item":   {raw(1, TypeBatch, `{"commands":[{"type":77,"body":{}}]}`), "command 0: invalid command: written by a newer release: unknown command type 77"},
 		"empty batch":      {raw(1, TypeBatch, `{"commands":[]}`), "no commands"},
 	}
 	for name, tc := range cases {

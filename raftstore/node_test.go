@@ -316,15 +316,16 @@ func TestSingleJoinerWaitsWithoutPeers(t *testing.T) {
 	}
 }
 
-// TestRejectedEntryIsRejectedEverywhere writes an entry that bypasses
-// Encode (as a node of another version might): the leader gets the FSM's
-// error as the response and every replica refuses it the same way.
+// TestRejectedEntryIsRejectedEverywhere writes an invalid entry that bypasses
+// Encode: the leader gets the FSM's error as the response and every replica
+// refuses it the same way and applies on (an entry of a newer release halts
+// instead: TestNodesHaltAtAnEntryTheyCannotDecode).
 func TestRejectedEntryIsRejectedEverywhere(t *testing.T) {
 	c := newCluster(t, 3, nil, DefaultTimeouts())
 	var f interface{ Response() any }
 	waitFor(t, "the raw entry to commit", func() bool {
 		l := c.leader()
-		af := l.raft.Apply([]byte{FormatVersion, 77, '{', '}'}, time.Second)
+		af := l.raft.Apply(append([]byte{FormatVersion, byte(TypeRemoveNode)}, `{"name":""}`...), time.Second)
 		if af.Error() != nil {
 			return false
 		}
@@ -332,7 +333,7 @@ func TestRejectedEntryIsRejectedEverywhere(t *testing.T) {
 		return true
 	})
 	err, ok := f.Response().(error)
-	if !ok || !errors.Is(err, ErrInvalidCommand) || !strings.Contains(err.Error(), "unknown command type 77") {
+	if !ok || !errors.Is(err, ErrInvalidCommand) || !strings.Contains(err.Error(), "empty node name") {
 		t.Fatalf("response = %#v", f.Response())
 	}
 	want := c.apply(SetOwner{VIP: "198.51.100.1", Node: "n1"}).State()
