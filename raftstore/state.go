@@ -18,6 +18,9 @@ type Pool struct {
 	Ranges        []string `json:"ranges"`
 	AutoAssign    bool     `json:"auto_assign"`
 	AvoidBuggyIPs bool     `json:"avoid_buggy_ips"`
+	// Interface is the link the pool's VIPs go on in L2 mode; "" (and absent,
+	// from a leader that predates it) means each node's --interface.
+	Interface string `json:"interface,omitempty"`
 }
 
 // Allocation records the addresses a Service got, keyed by Service
@@ -62,6 +65,20 @@ type NodeInfo struct {
 	// LBClass is the node's --lb-class ("" is a value: Services without a class);
 	// nil from a node that does not report it.
 	LBClass *string `json:"lb_class,omitempty"`
+	// Interfaces is the link state of every interface the node can put VIPs on:
+	// its --interface (Default) and each of its pools' interfaces. Empty from a
+	// node that predates it; InterfaceUp still says how its --interface is.
+	Interfaces []LinkState `json:"interfaces,omitempty"`
+}
+
+// LinkState is one interface of a node as the node last saw it, so the leader
+// gives a pool's VIPs only to nodes whose interface of that pool is up.
+type LinkState struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+	// Default marks the node's --interface, where VIPs of pools without an
+	// interface of their own go.
+	Default bool `json:"default,omitempty"`
 }
 
 // Node roles reported in NodeInfo.Role.
@@ -161,6 +178,11 @@ func (a Allocation) clone() Allocation {
 func (n NodeInfo) clone() NodeInfo {
 	n.Pools = clonePools(n.Pools)
 	n.LBClass = cloneClass(n.LBClass)
+	if len(n.Interfaces) == 0 {
+		n.Interfaces = nil
+	} else {
+		n.Interfaces = append([]LinkState(nil), n.Interfaces...)
+	}
 	return n
 }
 
