@@ -58,8 +58,12 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 
 // report sends this node's view of itself to the leader; false means retry later.
 func (d *Daemon) report() bool {
-	// The link is read outside the lock: it is a netlink round trip.
+	// The links are read outside the lock: each is a netlink round trip.
 	ifUp := d.bgp != nil || (d.holder != nil && interfaceUp(d.cfg.Interface))
+	var links []raftstore.LinkState
+	if d.bgp == nil {
+		links = localLinks(d.holderNames(), d.cfg.Interface, interfaceUp)
+	}
 	class := d.cfg.LBClass
 	d.mu.Lock()
 	info := raftstore.NodeInfo{
@@ -68,6 +72,7 @@ func (d *Daemon) report() bool {
 		Role:             raftstore.RoleVoter,
 		APIServerHealthy: d.apiHealth != nil && *d.apiHealth,
 		InterfaceUp:      ifUp,
+		Interfaces:       links,
 		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
 		LBClass:          &class,
