@@ -170,3 +170,22 @@ func TestPoolInterfaces(t *testing.T) {
 	}
 	e.reportsPoolLink(t, "node1", true)
 }
+
+// BenchmarkPoolLinkDownMove: time from taking the second pool's link down on the
+// node announcing everything to the client's echo answered by the new owner of
+// every VIP of that pool.
+func BenchmarkPoolLinkDownMove(b *testing.B) {
+	e, _, second := poolEnv(b)
+	l := e.l
+	for range b.N {
+		start := time.Now()
+		if _, err := l.Exec(l.Node(1), "ip", "link", "set", poolIface, "down"); err != nil {
+			b.Fatal(err)
+		}
+		for _, v := range second {
+			o := e.ownerOf(b, v, "moved off node1", func(o raftstore.Owner) bool { return o.Node != "node1" })
+			l.WaitEcho(v, echoPort, l.Node(e.byName(o.Node).Index), waitLong)
+		}
+		b.ReportMetric(ms(time.Since(start)), "ms/move")
+	}
+}
