@@ -41,18 +41,20 @@ func desiredVIPs(self string, leader, fenced bool, cpVIPs []netip.Addr, st rafts
 	return slices.Compact(out)
 }
 
-// leasesFor gives each VIP its kernel lease (vip.Fence): control-plane VIPs get
-// cpTTL, what is left of the verified leader lease, which ends before any
-// follower may start an election; service VIPs get svcTTL, which ends before
-// the leader's node-down timeout lets another node take them.
-func leasesFor(want, cpVIPs []netip.Addr, cpTTL, svcTTL time.Duration) []vip.Lease {
+// leasesFor gives each VIP its kernel lease (vip.Fence), ending at now plus:
+// for control-plane VIPs cpTTL, what is left at now of the verified leader
+// lease, which ends before any follower may start an election; for service VIPs
+// svcTTL, which ends before the leader's node-down timeout lets another node
+// take them. now is the moment the pass decided, so the leases end when the
+// decision's entitlement does, however late they reach the kernel.
+func leasesFor(want, cpVIPs []netip.Addr, now time.Time, cpTTL, svcTTL time.Duration) []vip.Lease {
 	out := make([]vip.Lease, len(want))
 	for i, a := range want {
 		ttl := svcTTL
 		if slices.Contains(cpVIPs, a) {
 			ttl = min(cpTTL, svcTTL)
 		}
-		out[i] = vip.Lease{VIP: a, TTL: ttl}
+		out[i] = vip.Lease{VIP: a, Until: now.Add(ttl)}
 	}
 	return out
 }
@@ -142,7 +144,7 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		want := desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st)
 		// Every pass renews the kernel leases, so Set runs even when nothing moved.
 		before := d.heldVIPs()
-		homeless, err := d.setHolders(vipLinks(want, st, d.cfg.Interface), p.cpTTL, p.svcTTL)
+		homeless, err := d.setHolders(vipLinks(want, st, d.cfg.Interface), now, p.cpTTL, p.svcTTL)
 		if after := d.heldVIPs(); err != nil {
 			d.log.Error("make the interfaces match the replicated state", "want", want, "err", err)
 		} else if !slices.Equal(before, after) {

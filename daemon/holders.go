@@ -89,10 +89,10 @@ func (d *Daemon) holderNames() []string {
 // setHolders makes each Holder carry the VIPs of its interface (vipLinks) with
 // their leases, and returns the VIPs that belong on an interface this node has
 // no Holder for, which it cannot announce.
-func (d *Daemon) setHolders(byLink map[string][]netip.Addr, cpTTL, svcTTL time.Duration) ([]netip.Addr, error) {
+func (d *Daemon) setHolders(byLink map[string][]netip.Addr, now time.Time, cpTTL, svcTTL time.Duration) ([]netip.Addr, error) {
 	var errs []error
 	for _, name := range d.holderNames() {
-		if err := d.holders[name].Set(leasesFor(byLink[name], d.cfg.VIPs, cpTTL, svcTTL)); err != nil {
+		if err := d.holders[name].Set(leasesFor(byLink[name], d.cfg.VIPs, now, cpTTL, svcTTL)); err != nil {
 			errs = append(errs, fmt.Errorf("interface %s: %w", name, err))
 		}
 	}

@@ -73,16 +73,21 @@ func TestLeasesFor(t *testing.T) {
 	cp := netip.MustParseAddr("198.51.100.100")
 	svc := netip.MustParseAddr("198.51.100.200")
 	svc6 := netip.MustParseAddr("2001:db8:100::200")
-	got := leasesFor([]netip.Addr{cp, svc, svc6}, []netip.Addr{cp}, 40*time.Millisecond, 300*time.Millisecond)
-	want := []vip.Lease{{VIP: cp, TTL: 40 * time.Millisecond}, {VIP: svc, TTL: 300 * time.Millisecond}, {VIP: svc6, TTL: 300 * time.Millisecond}}
+	now := time.Unix(1000, 0)
+	got := leasesFor([]netip.Addr{cp, svc, svc6}, []netip.Addr{cp}, now, 40*time.Millisecond, 300*time.Millisecond)
+	want := []vip.Lease{{VIP: cp, Until: now.Add(40 * time.Millisecond)}, {VIP: svc, Until: now.Add(300 * time.Millisecond)}, {VIP: svc6, Until: now.Add(300 * time.Millisecond)}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("leasesFor = %v, want %v", got, want)
 	}
 	// A control-plane VIP never outlives the service lease either.
-	if got := leasesFor([]netip.Addr{cp}, []netip.Addr{cp}, time.Second, 300*time.Millisecond); got[0].TTL != 300*time.Millisecond {
-		t.Fatalf("control-plane TTL %s, want the shorter 300ms", got[0].TTL)
+	if got := leasesFor([]netip.Addr{cp}, []netip.Addr{cp}, now, time.Second, 300*time.Millisecond); !got[0].Until.Equal(now.Add(300 * time.Millisecond)) {
+		t.Fatalf("control-plane lease until %s, want the shorter now+300ms", got[0].Until)
 	}
-	if got := leasesFor(nil, []netip.Addr{cp}, time.Second, time.Second); len(got) != 0 {
+	// A lease already used up ends in the past: it is not stretched to a minimum.
+	if got := leasesFor([]netip.Addr{cp}, []netip.Addr{cp}, now, -5*time.Millisecond, time.Second); !got[0].Until.Before(now) {
+		t.Fatalf("an ended lease runs until %s, after the decision at %s", got[0].Until, now)
+	}
+	if got := leasesFor(nil, []netip.Addr{cp}, now, time.Second, time.Second); len(got) != 0 {
 		t.Fatalf("no VIPs gave %v", got)
 	}
 }

@@ -107,7 +107,7 @@ func (d *Daemon) reportOnce(ctx context.Context) {
 // move VIPs away from nodes that are down, and prune workers gone for good.
 func (d *Daemon) leaderLoop(ctx context.Context) {
 	var lastHandover, leaderSince time.Time
-	var drift string
+	var drift, nodeGoneHold string
 	// releases times the pending releases of planned moves (handoff); a release
 	// is timed from when this node first saw it, so a new leader only waits longer.
 	var releases handoff.Tracker
@@ -154,6 +154,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 			d.assignOwners(st, servers, contacts, leaderSince, &releases)
 		}
 		d.pruneWorkers(servers, contacts, leaderSince)
+		nodeGoneHold = d.removeDeletedNodes(nodeGoneHold)
 		if time.Since(lastHandover) < handoverBackoff {
 			continue
 		}

@@ -25,6 +25,9 @@ type serviceSource interface {
 	Ready() bool
 	Endpoints() map[string]endpointInfo
 	ExcludedNodes() []string
+	// DeletedNodes maps Nodes seen deleted (and not created again) to when: the
+	// leader removes their Raft members.
+	DeletedNodes() map[string]time.Time
 	OwnersChanged(decisions []assign.Decision)
 	// AdvertisersChanged reports the BGP advertiser sets the leader just committed
 	// (bgp mode), so a Service's Events say which nodes route its VIPs.

@@ -16,19 +16,31 @@ import (
 // triggers an election and moves the VIP. keepalived runs its VRRP process with
 // real-time priority for the same reason; a negative nice value is the gentler
 // version of that and needs only CAP_SYS_NICE.
+//
+// A thread that the runtime starts from a not-yet-raised thread while the list is
+// walked would keep nice 0, so the walk repeats until a listing shows no thread it
+// has not raised: from then on every thread, and so every thread they start, has it.
 func raisePriority(nice int) error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("list threads: %w", err)
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	done := map[int]bool{}
+	for {
+		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			continue
+			return fmt.Errorf("list threads: %w", err)
 		}
-		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("set nice %d on thread %d: %w", nice, tid, err)
+		raised := 0
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("set nice %d on thread %d: %w", nice, tid, err)
+			}
+			done[tid] = true
+			raised++
+		}
+		if raised == 0 {
+			return nil
 		}
 	}
-	return nil
 }

@@ -17,9 +17,10 @@ import (
 // or written.
 const FenceTable = "raftvip"
 
-// minLeaseTTL is the shortest lease the kernel is given: an element timeout of
-// zero would mean "never expires" to nftables.
-const minLeaseTTL = time.Millisecond
+// leaseGranularity is the unit of nftables element timeouts (milliseconds): a
+// lease with less than one unit left is not written at all, since a timeout of
+// zero would mean "never expires".
+const leaseGranularity = time.Millisecond
 
 // ARP hook numbers (NF_ARP_IN, NF_ARP_OUT); nftables' ChainHook constants
 // carry the inet numbering, which differs.
@@ -28,13 +29,16 @@ const (
 	arpHookOut = 1
 )
 
-// Lease is a VIP the node may hold and how long the kernel keeps treating it
-// as live without a renewal. The daemon derives TTL from the timeout that lets
-// another node take the VIP over, so a frozen or killed agent goes silent
-// before that happens.
+// Lease is a VIP the node may hold and until when the kernel keeps treating it
+// as live without a renewal. The daemon derives Until from the moment its
+// entitlement was last confirmed plus the timeout that lets another node take
+// the VIP over, so a frozen or killed agent goes silent before that happens.
+// It is a point in time, not a duration: the kernel gets what is left of it
+// when the element is written, so time spent between the decision and the
+// write (a busy CPU, netlink work before it) never stretches the lease.
 type Lease struct {
-	VIP netip.Addr
-	TTL time.Duration
+	VIP   netip.Addr
+	Until time.Time
 }
 
 // Fence is the kernel-side lease on every held VIP. Two kinds of set live in
@@ -201,8 +205,10 @@ func (f *Fence) rule(c *nftables.Chain, match []expr.Any, base expr.PayloadBase,
 }
 
 // Write makes the kernel's sets match, in one transaction: vips lists every
-// address in onInterface, and live every lease, each expiring after its TTL
-// from now. The daemon calls it at every check, well within the shortest TTL.
+// address in onInterface, and live every lease that has not ended, each
+// expiring at its Until (what is left of it is measured last, right before the
+// transaction is sent). The daemon calls it at every check, well within the
+// shortest lease.
 func (f *Fence) Write(onInterface []netip.Addr, leases []Lease) error {
 	if f.arp == nil {
 		return errors.New("kernel fence: not installed")
@@ -226,7 +232,11 @@ func (f *Fence) Write(onInterface []netip.Addr, leases []Lease) error {
 	}
 	var l4, l6 []nftables.SetElement
 	for _, l := range leases {
-		el := nftables.SetElement{Key: l.VIP.AsSlice(), Timeout: max(l.TTL, minLeaseTTL)}
+		ttl := time.Until(l.Until).Truncate(leaseGranularity)
+		if ttl < leaseGranularity {
+			continue // ended: the VIP stays silent until a renewal
+		}
+		el := nftables.SetElement{Key: l.VIP.AsSlice(), Timeout: ttl}
 		if l.VIP.Is4() {
 			l4 = append(l4, el)
 		} else {

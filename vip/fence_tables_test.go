@@ -44,13 +44,11 @@ func TestFenceTablesPerInterface(t *testing.T) {
 	})
 	defer second.Close()
 
-	short := []Lease{{VIP: vip4b, TTL: 300 * time.Millisecond}}
-	long := []Lease{{VIP: vip4, TTL: time.Hour}}
-	if err := main.Set(long); err != nil {
+	if err := main.Set(leasesFrom(time.Hour, vip4)); err != nil {
 		t.Fatal(err)
 	}
 	lab.Eventually(t, 10*time.Second, "the second interface's VIP answers while renewed", func() error {
-		if err := second.Set(short); err != nil {
+		if err := second.Set(leasesFrom(300*time.Millisecond, vip4b)); err != nil {
 			return err
 		}
 		return answers(l, vip4b)

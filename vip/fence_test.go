@@ -45,11 +45,20 @@ func answers(l *lab.Lab, vip netip.Addr) error {
 	return err
 }
 
-// renew keeps leases current every 20 ms for d, as the announce loop does.
-func renew(t *testing.T, h *Holder, d time.Duration, ls []Lease) {
+// leasesFrom gives every VIP a lease of ttl from now.
+func leasesFrom(ttl time.Duration, vips ...netip.Addr) []Lease {
+	out := make([]Lease, len(vips))
+	for i, v := range vips {
+		out[i] = Lease{VIP: v, Until: time.Now().Add(ttl)}
+	}
+	return out
+}
+
+// renew keeps leases of ttl current every 20 ms for d, as the announce loop does.
+func renew(t *testing.T, h *Holder, d, ttl time.Duration, vips ...netip.Addr) {
 	t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if err := h.Set(ls); err != nil {
+		if err := h.Set(leasesFrom(ttl, vips...)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,11 +72,11 @@ func TestFenceSilencesAnExpiredLease(t *testing.T) {
 	if leftover {
 		t.Fatal("a fresh namespace reported leftover fence tables")
 	}
-	ls := []Lease{{VIP: vip4, TTL: 300 * time.Millisecond}, {VIP: vip6, TTL: 300 * time.Millisecond}}
-	renew(t, h, 100*time.Millisecond, ls)
+	const ttl = 300 * time.Millisecond
+	renew(t, h, 100*time.Millisecond, ttl, vip4, vip6)
 	for _, v := range []netip.Addr{vip4, vip6} {
 		lab.Eventually(t, 10*time.Second, "the client reaches "+v.String()+" while the lease is renewed", func() error {
-			if err := h.Set(ls); err != nil {
+			if err := h.Set(leasesFrom(ttl, vip4, vip6)); err != nil {
 				return err
 			}
 			return answers(l, v)
@@ -102,7 +111,7 @@ func TestFenceSilencesAnExpiredLease(t *testing.T) {
 	// A renewal brings it back.
 	for _, v := range []netip.Addr{vip4, vip6} {
 		lab.Eventually(t, 10*time.Second, v.String()+" answers again after a renewal", func() error {
-			if err := h.Set(ls); err != nil {
+			if err := h.Set(leasesFrom(ttl, vip4, vip6)); err != nil {
 				return err
 			}
 			return answers(l, v)
@@ -117,7 +126,7 @@ func TestFenceLeftoverTablesReplacedAndRemoved(t *testing.T) {
 	t.Parallel()
 	l := lab.New(t, 1, lab.WithoutIPv6())
 	h, _ := fencedHolder(t, l, 0)
-	renew(t, h, 50*time.Millisecond, []Lease{{VIP: vip4, TTL: time.Hour}})
+	renew(t, h, 50*time.Millisecond, time.Hour, vip4)
 	// A crash: the process goes, its addresses and tables stay.
 	if err := h.Close(); err != nil {
 		t.Fatal(err)

@@ -109,20 +109,20 @@ func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
 // at once, and again after each of followUpDelays. A VIP already held is not
 // looked up in the kernel again: Reconcile (run by Watch) repairs what someone
 // else changed. With a
-// fence, every lease is renewed for its TTL, and a new VIP is fenced before
+// fence, every lease is renewed until its Until, and a new VIP is fenced before
 // its address goes on: if the fence cannot be written, nothing is added. Errors
 // for single VIPs are joined; the others are still handled.
 func (h *Holder) Set(desired []Lease) error {
 	var errs []error
-	want := make(map[netip.Addr]time.Duration, len(desired))
+	want := make(map[netip.Addr]time.Time, len(desired))
 	for _, d := range desired {
 		n, err := normalize(d.VIP)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("VIP %s on %q: %w", d.VIP, h.iface, err))
 			continue
 		}
-		if ttl, ok := want[n]; !ok || d.TTL < ttl {
-			want[n] = d.TTL
+		if until, ok := want[n]; !ok || d.Until.Before(until) {
+			want[n] = d.Until
 		}
 	}
 	h.mu.Lock()
@@ -131,11 +131,10 @@ func (h *Holder) Set(desired []Lease) error {
 		return ErrClosed
 	}
 	leases := make([]Lease, 0, len(want))
-	now := time.Now()
 	clear(h.expires)
 	for _, vip := range sortedKeys(want) {
-		leases = append(leases, Lease{VIP: vip, TTL: want[vip]})
-		h.expires[vip] = now.Add(want[vip])
+		leases = append(leases, Lease{VIP: vip, Until: want[vip]})
+		h.expires[vip] = want[vip]
 	}
 	fenced := true
 	if h.fence != nil {

@@ -486,7 +486,7 @@ func TestEachGARPFormUpdatesClient(t *testing.T) {
 func leases(vips ...netip.Addr) []Lease {
 	out := make([]Lease, len(vips))
 	for i, v := range vips {
-		out[i] = Lease{VIP: v, TTL: time.Hour}
+		out[i] = Lease{VIP: v, Until: time.Now().Add(time.Hour)}
 	}
 	return out
 }

@@ -1,0 +1,90 @@
+package vip
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/raftvip/raftvip/test/lab"
+	"github.com/vishvananda/netns"
+)
+
+// liveTimeouts is the timeout the kernel holds for each element of node 0's
+// inet live sets, by VIP.
+func liveTimeouts(t *testing.T, l *lab.Lab) map[netip.Addr]time.Duration {
+	t.Helper()
+	out := map[netip.Addr]time.Duration{}
+	inNS(t, l, l.Node(0), func() error {
+		ns, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		f, err := NewFenceAt(ns)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		tables, err := f.conn.ListTables()
+		if err != nil {
+			return err
+		}
+		for _, tb := range tables {
+			if tb.Name != FenceTable {
+				continue
+			}
+			sets, err := f.conn.GetSets(tb)
+			if err != nil {
+				return err
+			}
+			for _, s := range sets {
+				if s.Name != "live4" && s.Name != "live6" {
+					continue
+				}
+				els, err := f.conn.GetSetElements(s)
+				if err != nil {
+					return err
+				}
+				for _, e := range els {
+					a, _ := netip.AddrFromSlice(e.Key)
+					out[a] = e.Timeout
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// TestFenceLeaseEndsAtItsUntil: a lease is a point in time. Written late (here
+// 150 ms after the decision that granted 250 ms), the kernel gets only what is
+// left; a lease that has already ended is not written at all, so its VIP stays
+// silent, instead of being stretched to a minimum timeout.
+func TestFenceLeaseEndsAtItsUntil(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t, 1)
+	h, _ := fencedHolder(t, l, 0)
+	defer h.Close()
+	if err := h.Set(leasesFrom(time.Hour, vip4, vip6)); err != nil {
+		t.Fatal(err)
+	}
+	if err := answers(l, vip6); err != nil {
+		t.Fatalf("%s with a current lease: %v", vip6, err)
+	}
+	decided := time.Now()
+	late := []Lease{{VIP: vip4, Until: decided.Add(250 * time.Millisecond)}, {VIP: vip6, Until: decided.Add(-time.Millisecond)}}
+	time.Sleep(150 * time.Millisecond)
+	if err := h.Set(late); err != nil {
+		t.Fatal(err)
+	}
+	got := liveTimeouts(t, l)
+	if ttl, ok := got[vip4]; !ok || ttl > 100*time.Millisecond {
+		t.Fatalf("lease for %s written 150 ms into a 250 ms grant: kernel timeout %s (present %v), want at most 100ms", vip4, ttl, ok)
+	}
+	if ttl, ok := got[vip6]; ok {
+		t.Fatalf("an ended lease for %s is live in the kernel for %s", vip6, ttl)
+	}
+	if err := answers(l, vip6); err == nil {
+		t.Fatalf("%s answers with an ended lease", vip6)
+	}
+}
