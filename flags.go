@@ -64,7 +64,7 @@ func agentFlags() []cli.Flag {
 		str("admin-socket", defaultAdminSocket, "root-only unix socket for 'raftvip members' and 'raftvip snapshot save'; empty disables it"),
 		str("data-dir", defaultDataDir, "directory for the Raft log, stable store and snapshots"),
 		list("control-plane-vip", "control-plane VIP held by the Raft leader; repeatable: at most one IPv4 and one IPv6"),
-		list("pool", "address pool NAME=RANGE[,RANGE...][;auto-assign=false][;include-network-broadcast=true]; RANGE is a CIDR, FIRST-LAST or one address; repeatable (env: space separated)"),
+		list("pool", "address pool NAME=RANGE[,RANGE...][;auto-assign=false][;include-network-broadcast=true][;interface=IFACE]; RANGE is a CIDR, FIRST-LAST or one address; interface= puts the pool's VIPs on IFACE instead of --interface (l2 mode); repeatable (env: space separated)"),
 		str("mode", daemon.ModeL2, "how VIPs are announced: l2 (ARP/NDP from one node) or bgp (routes from every eligible node, see docs/bgp.md)"),
 		str("bgp-as", "", "bgp mode: this node's AS number"),
 		str("bgp-router-id", "", "bgp mode: BGP identifier, an IPv4 address (default: --advertise-address)"),

@@ -108,10 +108,13 @@ func fenced(lastContact time.Time, fence time.Duration, now time.Time) bool {
 // announceLoop makes the interface match desiredVIPs, on every leadership change,
 // every FSM change, and often enough to notice the fence timeout passing.
 func (d *Daemon) announceLoop(ctx context.Context) {
-	if d.holder == nil {
+	if len(d.holders) == 0 {
 		return
 	}
-	d.holder.SetEntitled(d.entitled)
+	for _, h := range d.holders {
+		h.SetEntitled(d.entitled)
+	}
+	var lastHomeless string
 	changes := d.node.LeadershipChanges()
 	check := time.NewTicker(announceCheckInterval(d.cfg))
 	defer check.Stop()
@@ -150,21 +153,29 @@ func (d *Daemon) announceLoop(ctx context.Context) {
 		current := !isFenced && cu.current(d.node, st.AppliedIndex)
 		want := unlessHalted(desiredVIPs(d.cfg.NodeName, leader, isFenced || !current, d.cfg.VIPs, st), d.node.Halted())
 		// Every pass renews the kernel leases, so Set runs even when nothing moved.
-		moved := !slices.Equal(sortedAddrs(d.holder.Held()), want)
-		if err := d.holder.Set(leasesFor(want, d.cfg.VIPs, now, p.cpTTL, p.svcTTL)); err != nil {
-			d.log.Error("make the interface match the replicated state", "want", want, "err", err)
-		} else if moved {
-			d.logTransition(leader, wasLeader, isFenced, wasFenced, want)
+		before := d.heldVIPs()
+		homeless, err := d.setHolders(vipLinks(want, st, d.cfg.Interface), now, p.cpTTL, p.svcTTL)
+		if after := d.heldVIPs(); err != nil {
+			d.log.Error("make the interfaces match the replicated state", "want", want, "err", err)
+		} else if !slices.Equal(before, after) {
+			d.logTransition(leader, wasLeader, isFenced, wasFenced, after)
+		}
+		if h := describeAddrs(homeless); h != lastHomeless {
+			if h != "" {
+				d.log.Error("VIPs owned here belong on an interface this node has no --pool interface= for; not announced",
+					"vips", homeless)
+			}
+			lastHomeless = h
 		}
 		owned := ownedEpochs(d.cfg.NodeName, want, st)
 		if again := regained(epochs, owned); len(again) > 0 {
-			if err := d.holder.Reannounce(again); err != nil {
+			if err := d.reannounce(vipLinks(again, st, d.cfg.Interface)); err != nil {
 				d.log.Warn("announce VIPs that came back between two passes", "vips", again, "err", err)
 			}
 		}
 		epochs = owned
 		wasLeader, wasFenced = leader, isFenced
-		d.confirmReleases(&acks, st, d.holder.Held(), now)
+		d.confirmReleases(&acks, st, d.heldVIPs(), now)
 		select {
 		case <-ctx.Done():
 			return

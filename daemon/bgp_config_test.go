@@ -153,3 +153,13 @@ func TestBGPModeNeedsNoInterface(t *testing.T) {
 		t.Fatalf("l2 mode without --interface: %v, want a FlagError for --interface", err)
 	}
 }
+
+func TestBGPModeRefusesPoolInterface(t *testing.T) {
+	c := bgpConfig()
+	c.Pools = []string{"vlan=198.51.100.200-198.51.100.210;interface=eth1"}
+	_, err := c.Validate()
+	var fe *FlagError
+	if !errors.As(err, &fe) || fe.Flag != "pool" || !strings.Contains(err.Error(), "interface= is for l2 mode") {
+		t.Fatalf("bgp mode with a pool interface: %v, want a FlagError for --pool", err)
+	}
+}

@@ -178,6 +178,11 @@ func (c Config) Validate() (*Parsed, error) {
 		return nil, &FlagError{Flag: "pool", Err: err}
 	}
 	p.Pools = pools
+	for _, pool := range pools {
+		if pool.Interface != "" && p.Mode == ModeBGP {
+			return nil, flagErr("pool", pool.Spec, "interface= is for l2 mode; bgp mode puts every VIP on lo")
+		}
+	}
 	if err := p.parseBGP(); err != nil {
 		return nil, err
 	}

@@ -28,10 +28,14 @@ const shutdownBudget = 3 * time.Second
 
 // Daemon is one running agent.
 type Daemon struct {
-	cfg    *Parsed
-	log    *slog.Logger
-	node   *raftstore.Node
-	holder *vip.Holder
+	cfg  *Parsed
+	log  *slog.Logger
+	node *raftstore.Node
+	// holder is the --interface's Holder (the control-plane VIPs and pools
+	// without an interface), nil without one; holders has it and one for each
+	// further interface the --pool flags name, by interface (L2 mode).
+	holder  *vip.Holder
+	holders map[string]*vip.Holder
 	// lease is the verified leader lease the announce loop speaks within.
 	lease *leaderLease
 	// health is when the announce and leader loops last passed, for /healthz.
@@ -108,28 +112,17 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		defer b.close()
 		d.reg.MustRegister(bgp.Collectors()...)
 		d.reg.MustRegister(b.changes)
-	} else if cfg.Interface != "" {
-		h, err := vip.NewHolder(cfg.Interface, log)
+	} else {
+		hs, err := openHolders(cfg, log)
 		if err != nil {
-			return fmt.Errorf("--interface %q: %w", cfg.Interface, err)
+			return err
 		}
-		d.holder = h
-		defer h.Close()
-		// Nothing is ours before Raft says so: addresses left by an earlier crash go now.
-		stale, err := h.CleanupStale(nil)
-		if err != nil {
-			return fmt.Errorf("--interface %q: remove stale VIPs: %w", cfg.Interface, err)
-		}
-		if len(stale) > 0 {
-			log.Warn("removed VIPs left on the interface by an earlier run", "interface", cfg.Interface, "vips", stale)
-		}
-		// Only now that stale addresses are gone may the old run's fence go.
-		leftover, err := h.EnableFence()
-		if err != nil {
-			return fmt.Errorf("--interface %q: kernel fence (nftables, needs CAP_NET_ADMIN): %w", cfg.Interface, err)
-		}
-		log.Info("kernel fence installed", "table", vip.FenceTable, "replaced_leftover", leftover,
-			"control_plane_lease", cfg.Raft.LeaderLease, "service_lease", cfg.FenceTimeout)
+		d.holders, d.holder = hs, hs[cfg.Interface]
+		defer func() {
+			for _, h := range hs {
+				_ = h.Close()
+			}
+		}()
 	}
 
 	node, err := raftstore.Open(raftstore.Config{
@@ -198,7 +191,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		}
 	} else {
 		d.lease = newLeaderLease()
-		if d.holder != nil {
+		if len(d.holders) > 0 {
 			start("leader-lease", func(ctx context.Context) {
 				d.lease.run(ctx, d.node, announceCheckInterval(d.cfg))
 			})
@@ -252,10 +245,8 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	}
 	cancelLoops()
 	wg.Wait()
-	if d.holder != nil {
-		if err := d.holder.RemoveAll(); err != nil {
-			log.Warn("remove VIPs and the kernel fence on shutdown", "err", err)
-		}
+	if err := d.removeAllHolders(); err != nil {
+		log.Warn("remove VIPs and the kernel fence on shutdown", "err", err)
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -304,10 +295,8 @@ func (d *Daemon) RaftStatus() RaftStatus {
 	for _, v := range d.cfg.VIPs {
 		st.ControlPlaneVIPs = append(st.ControlPlaneVIPs, v.String())
 	}
-	if d.holder != nil {
-		for _, v := range d.holder.Held() {
-			st.HeldVIPs = append(st.HeldVIPs, v.String())
-		}
+	for _, v := range d.heldVIPs() {
+		st.HeldVIPs = append(st.HeldVIPs, v.String())
 	}
 	if d.bgp != nil {
 		for _, v := range d.bgp.heldVIPs() {

@@ -44,6 +44,9 @@ type l2StatusStore interface {
 	Create(ctx context.Context, st watchers.L2Status, owner watchers.PodRef) (string, error)
 	Update(ctx context.Context, o watchers.L2StatusObject, st watchers.L2Status, owner watchers.PodRef) error
 	Delete(ctx context.Context, o watchers.L2StatusObject) error
+	// WatchChanges signals when a pod of the namespace comes, goes or is
+	// replaced, or an object is deleted (watchers.L2StatusStore.WatchChanges).
+	WatchChanges(ctx context.Context) <-chan struct{}
 }
 
 // l2StatusSync (leader only) keeps one ServiceL2Status object per announcing node and
@@ -85,6 +88,7 @@ func (r *l2StatusSync) Run(ctx context.Context) {
 	var synced []watchers.L2Status // what the last successful pass wrote; nil: unknown
 	var nextResync, retryAt time.Time
 	backoff := l2StatusRetryMin
+	changes := r.store.WatchChanges(ctx)
 	for {
 		changed := r.node.Changed()
 		if !r.node.IsLeader() {
@@ -114,6 +118,10 @@ func (r *l2StatusSync) Run(ctx context.Context) {
 			return
 		case <-changed:
 		case <-poll.C:
+		case <-changes:
+			// A mirror pod was replaced (new UID) or an object went: the next
+			// pass re-points owner references or recreates, without the resync.
+			synced = nil
 		}
 	}
 }
@@ -226,10 +234,11 @@ func (r *l2StatusSync) podName(node string) string {
 }
 
 // desiredL2Status is, from the replicated state alone, one entry per node and
-// Service that node announces, with that Service's VIPs it holds, sorted by node
-// then Service. A VIP shared by several Services appears in each of their entries;
-// an owned VIP whose allocation is already released keeps the Service its owner
-// record names until the leader removes the owner.
+// Service that node announces, with that Service's VIPs it holds and the
+// interfaces they are on (vipInterface), sorted by node then Service. A VIP shared
+// by several Services appears in each of their entries; an owned VIP whose
+// allocation is already released keeps the Service its owner record names until
+// the leader removes the owner.
 func desiredL2Status(st raftstore.State, iface string) []watchers.L2Status {
 	byIP := map[string][]string{}
 	for key, a := range st.Allocations {
@@ -247,23 +256,43 @@ func desiredL2Status(st raftstore.State, iface string) []watchers.L2Status {
 			k := o.Node + " " + svc
 			e, ok := entries[k]
 			if !ok {
-				e = &watchers.L2Status{Node: o.Node, Service: svc, Interface: iface}
+				e = &watchers.L2Status{Node: o.Node, Service: svc}
 				entries[k] = e
 			}
 			e.VIPs = append(e.VIPs, vip)
+			if n := vipInterface(st, o, svc, iface); n != "" {
+				e.Interfaces = append(e.Interfaces, n)
+			}
 		}
 	}
 	out := make([]watchers.L2Status, 0, len(entries))
 	for _, e := range entries {
 		watchers.SortVIPs(e.VIPs)
+		slices.Sort(e.Interfaces)
+		e.Interfaces = slices.Compact(e.Interfaces)
 		out = append(out, *e)
 	}
 	slices.SortFunc(out, func(a, b watchers.L2Status) int { return strings.Compare(a.Key(), b.Key()) })
 	return out
 }
 
+// vipInterface is the interface a VIP of svc is on at its owner: its pool's
+// interface, else the --interface the owner reported, else (a node that reported
+// none) the leader's own --interface, which nodes that share a manifest share.
+func vipInterface(st raftstore.State, o raftstore.Owner, svc, leaderIface string) string {
+	if p := poolInterface(st, st.Allocations[svc].Pool); p != "" {
+		return p
+	}
+	for _, l := range st.Nodes[o.Node].Interfaces {
+		if l.Default {
+			return l.Name
+		}
+	}
+	return leaderIface
+}
+
 func equalL2Status(a, b watchers.L2Status) bool {
-	return a.Node == b.Node && a.Service == b.Service && a.Interface == b.Interface && slices.Equal(a.VIPs, b.VIPs)
+	return a.Node == b.Node && a.Service == b.Service && slices.Equal(a.Interfaces, b.Interfaces) && slices.Equal(a.VIPs, b.VIPs)
 }
 
 // l2Plan is one pass's writes.

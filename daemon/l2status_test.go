@@ -51,15 +51,15 @@ func TestDesiredL2Status(t *testing.T) {
 			name: "dual-stack service on one node, VIPs in address order",
 			st: stateWith([]raftstore.Allocation{alloc("a/web", "2001:db8:100::100", "198.51.100.100")},
 				owner("2001:db8:100::100", "node1", "a/web"), owner("198.51.100.100", "node1", "a/web")),
-			want: []watchers.L2Status{{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100", "2001:db8:100::100"}, Interface: "eth0"}},
+			want: []watchers.L2Status{{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100", "2001:db8:100::100"}, Interfaces: []string{"eth0"}}},
 		},
 		{
 			name: "a service split over two nodes gets one entry per node",
 			st: stateWith([]raftstore.Allocation{alloc("a/web", "198.51.100.100", "2001:db8:100::100")},
 				owner("198.51.100.100", "node1", "a/web"), owner("2001:db8:100::100", "node2", "a/web")),
 			want: []watchers.L2Status{
-				{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interface: "eth0"},
-				{Node: "node2", Service: "a/web", VIPs: []string{"2001:db8:100::100"}, Interface: "eth0"},
+				{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interfaces: []string{"eth0"}},
+				{Node: "node2", Service: "a/web", VIPs: []string{"2001:db8:100::100"}, Interfaces: []string{"eth0"}},
 			},
 		},
 		{
@@ -67,20 +67,36 @@ func TestDesiredL2Status(t *testing.T) {
 			st: stateWith([]raftstore.Allocation{alloc("a/dns-tcp", "198.51.100.53"), alloc("a/dns-udp", "198.51.100.53")},
 				owner("198.51.100.53", "node0", "a/dns-tcp")),
 			want: []watchers.L2Status{
-				{Node: "node0", Service: "a/dns-tcp", VIPs: []string{"198.51.100.53"}, Interface: "eth0"},
-				{Node: "node0", Service: "a/dns-udp", VIPs: []string{"198.51.100.53"}, Interface: "eth0"},
+				{Node: "node0", Service: "a/dns-tcp", VIPs: []string{"198.51.100.53"}, Interfaces: []string{"eth0"}},
+				{Node: "node0", Service: "a/dns-udp", VIPs: []string{"198.51.100.53"}, Interfaces: []string{"eth0"}},
 			},
 		},
 		{
 			name: "released allocation keeps its owner's service until the owner goes",
 			st:   stateWith(nil, owner("198.51.100.100", "node2", "a/gone")),
-			want: []watchers.L2Status{{Node: "node2", Service: "a/gone", VIPs: []string{"198.51.100.100"}, Interface: "eth0"}},
+			want: []watchers.L2Status{{Node: "node2", Service: "a/gone", VIPs: []string{"198.51.100.100"}, Interfaces: []string{"eth0"}}},
 		},
 		{
 			name: "allocated but unowned VIPs are left out",
 			st: stateWith([]raftstore.Allocation{alloc("a/web", "198.51.100.100", "198.51.100.101"), alloc("b/api", "198.51.100.102")},
 				owner("198.51.100.101", "node3", "a/web")),
-			want: []watchers.L2Status{{Node: "node3", Service: "a/web", VIPs: []string{"198.51.100.101"}, Interface: "eth0"}},
+			want: []watchers.L2Status{{Node: "node3", Service: "a/web", VIPs: []string{"198.51.100.101"}, Interfaces: []string{"eth0"}}},
+		},
+		{
+			name: "each node's own --interface from its report, the pool's interface where it has one",
+			st: func() raftstore.State {
+				vlan := alloc("a/vlan", "198.51.100.200")
+				vlan.Pool = "vlan"
+				st := stateWith([]raftstore.Allocation{alloc("a/web", "198.51.100.100"), vlan},
+					owner("198.51.100.100", "node1", "a/web"), owner("198.51.100.200", "node1", "a/vlan"))
+				st.Pools["vlan"] = raftstore.Pool{Name: "vlan", Interface: "vlan30"}
+				st.Nodes["node1"] = raftstore.NodeInfo{Name: "node1", Interfaces: []raftstore.LinkState{{Name: "ens3", Up: true, Default: true}, {Name: "vlan30", Up: true}}}
+				return st
+			}(),
+			want: []watchers.L2Status{
+				{Node: "node1", Service: "a/vlan", VIPs: []string{"198.51.100.200"}, Interfaces: []string{"vlan30"}},
+				{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interfaces: []string{"ens3"}},
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,9 +136,9 @@ func obj(name string, st watchers.L2Status, ownerUID types.UID) watchers.L2Statu
 }
 
 func TestPlanL2Status(t *testing.T) {
-	web1 := watchers.L2Status{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interface: "eth0"}
-	web2 := watchers.L2Status{Node: "node2", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interface: "eth0"}
-	api1 := watchers.L2Status{Node: "node1", Service: "a/api", VIPs: []string{"198.51.100.101"}, Interface: "eth0"}
+	web1 := watchers.L2Status{Node: "node1", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interfaces: []string{"eth0"}}
+	web2 := watchers.L2Status{Node: "node2", Service: "a/web", VIPs: []string{"198.51.100.100"}, Interfaces: []string{"eth0"}}
+	api1 := watchers.L2Status{Node: "node1", Service: "a/api", VIPs: []string{"198.51.100.101"}, Interfaces: []string{"eth0"}}
 	api1More := api1
 	api1More.VIPs = []string{"198.51.100.101", "2001:db8:100::101"}
 	pods := map[string]watchers.PodRef{
@@ -207,10 +223,20 @@ type memStore struct {
 	listErr error
 	podErr  error
 	onWrite func() // runs after each write, outside the lock
+	changes chan struct{}
 }
 
 func newMemStore() *memStore {
-	return &memStore{objs: map[string]watchers.L2StatusObject{}, pods: map[string]types.UID{}}
+	return &memStore{objs: map[string]watchers.L2StatusObject{}, pods: map[string]types.UID{}, changes: make(chan struct{}, 1)}
+}
+
+// WatchChanges is signalled by podReplaced.
+func (m *memStore) WatchChanges(context.Context) <-chan struct{} { return m.changes }
+
+// podReplaced gives a mirror pod a new UID and signals it, as a recreated pod does.
+func (m *memStore) podReplaced(name string, uid types.UID) {
+	m.set(func(m *memStore) { m.pods[name] = uid })
+	m.changes <- struct{}{}
 }
 
 func (m *memStore) List(context.Context) ([]watchers.L2StatusObject, error) {
@@ -472,4 +498,19 @@ func TestL2StatusHint(t *testing.T) {
 			t.Errorf("hint(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
+}
+
+// TestL2StatusSyncRepointsAtOnceWhenThePodIsReplaced: a mirror pod recreated with
+// a new UID re-points the owner references on the change signal, with a resync
+// of an hour that cannot be what did it.
+func TestL2StatusSyncRepointsAtOnceWhenThePodIsReplaced(t *testing.T) {
+	node := newFakeRaft(true)
+	store := newMemStore()
+	store.pods["raftvip-node1"] = "p1"
+	node.seed(t, raftstore.Allocate{Allocation: alloc("a/web", "198.51.100.100")})
+	node.seed(t, raftstore.SetOwner{VIP: "198.51.100.100", Node: "node1", Service: "a/web"})
+	startL2Sync(t, node, store, time.Hour)
+	waitSummary(t, store, "node1 a/web 198.51.100.100 p1")
+	store.podReplaced("raftvip-node1", "p1-new")
+	waitSummary(t, store, "node1 a/web 198.51.100.100 p1-new")
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -34,29 +35,36 @@ func interfaceUp(name string) bool {
 	return linkIsUp(l.Attrs())
 }
 
-// interfaceLoop keeps the interface matching the held VIPs (vip.Holder.Watch:
+// interfaceLoop keeps every interface matching its Holder's VIPs (vip.Holder.Watch:
 // missing VIPs back, strays gone, the name followed, announcements on link up) and
-// reports every change of the link's state to the leader, retrying until it is
-// committed, so the leader moves this node's service VIPs away while the link is
-// down or gone and brings them back when it is up.
+// reports every change of a link's state to the leader, retrying until it is
+// committed, so the leader moves the VIPs of that interface's pools away while the
+// link is down or gone and brings them back when it is up.
 func (d *Daemon) interfaceLoop(ctx context.Context) {
 	changed := make(chan struct{}, 1)
-	reported := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(reported)
+		defer wg.Done()
 		d.reportLinkChanges(ctx, changed)
 	}()
-	err := d.holder.Watch(ctx, interfaceCheckInterval, func(up bool) {
-		d.log.Warn("interface link state changed: reporting it to the leader", "interface", d.cfg.Interface, "up", up)
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		d.log.Error("interface watch stopped", "interface", d.cfg.Interface, "err", err)
+	for _, name := range d.holderNames() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := d.holders[name].Watch(ctx, interfaceCheckInterval, func(up bool) {
+				d.log.Warn("interface link state changed: reporting it to the leader", "interface", name, "up", up)
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil {
+				d.log.Error("interface watch stopped", "interface", name, "err", err)
+			}
+		}()
 	}
-	<-reported
+	wg.Wait()
 }
 
 // reportLinkChanges sends a node report after every signal on changed until one is

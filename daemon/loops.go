@@ -64,8 +64,12 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 
 // report sends this node's view of itself to the leader; false means retry later.
 func (d *Daemon) report() bool {
-	// The link is read outside the lock: it is a netlink round trip.
+	// The links are read outside the lock: each is a netlink round trip.
 	ifUp := d.bgp != nil || (d.holder != nil && interfaceUp(d.cfg.Interface))
+	var links []raftstore.LinkState
+	if d.bgp == nil {
+		links = localLinks(d.holderNames(), d.cfg.Interface, interfaceUp)
+	}
 	class := d.cfg.LBClass
 	d.mu.Lock()
 	info := raftstore.NodeInfo{
@@ -74,6 +78,7 @@ func (d *Daemon) report() bool {
 		Role:             raftstore.RoleVoter,
 		APIServerHealthy: d.apiHealth != nil && *d.apiHealth,
 		InterfaceUp:      ifUp,
+		Interfaces:       links,
 		Draining:         d.draining,
 		Pools:            committedPools(d.cfg.Pools),
 		LBClass:          &class,
@@ -109,7 +114,7 @@ func (d *Daemon) reportOnce(ctx context.Context) {
 // move VIPs away from nodes that are down, and prune workers gone for good.
 func (d *Daemon) leaderLoop(ctx context.Context) {
 	var lastHandover, leaderSince time.Time
-	var drift string
+	var drift, nodeGoneHold string
 	// releases times the pending releases of planned moves (handoff); a release
 	// is timed from when this node first saw it, so a new leader only waits longer.
 	var releases handoff.Tracker
@@ -156,6 +161,7 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 			d.assignOwners(st, servers, contacts, leaderSince, &releases)
 		}
 		d.pruneWorkers(servers, contacts, leaderSince)
+		nodeGoneHold = d.removeDeletedNodes(nodeGoneHold)
 		if time.Since(lastHandover) < handoverBackoff {
 			continue
 		}

@@ -87,3 +87,26 @@ func (d *Daemon) pruneWorkers(servers []raftstore.Server, contacts map[string]ti
 			"silent_for", time.Since(last).Round(time.Millisecond), "removal_timeout", d.cfg.WorkerRemovalTimeout)
 	}
 }
+
+// removeDeletedNodes (leader only) removes the Raft member of a Kubernetes Node
+// that was deleted, one per pass, when that keeps quorum safe (raftstore's
+// RemoveDeletedNode). A member that has to stay is logged once per reason; hold
+// is the last reason logged, returned updated.
+func (d *Daemon) removeDeletedNodes(hold string) string {
+	if d.services == nil {
+		return hold
+	}
+	r, err := d.node.RemoveDeletedNode(d.services.DeletedNodes(), time.Now())
+	switch {
+	case err != nil:
+		d.log.Error("remove the member of a deleted Node", "node", r.ID, "err", err)
+	case r.ID != "":
+		d.log.Warn("removed a member whose Kubernetes Node was deleted", "node", r.ID, "reason", r.Reason)
+		d.m.nodeGoneRemovals.Inc()
+		return ""
+	case r.Reason != "" && r.Reason != hold:
+		d.log.Warn("a member whose Kubernetes Node was deleted stays", "reason", r.Reason)
+		return r.Reason
+	}
+	return hold
+}

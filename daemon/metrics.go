@@ -9,6 +9,8 @@ type metrics struct {
 	apiHealthy prometheus.Gauge
 	reports    *prometheus.CounterVec
 	moves      *prometheus.CounterVec
+	// nodeGoneRemovals counts members removed because their Node was deleted.
+	nodeGoneRemovals prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -33,9 +35,13 @@ func newMetrics() *metrics {
 			Name: "raftvip_vip_owner_changes_total",
 			Help: "Service VIP owner changes committed by this node as leader, by reason.",
 		}, []string{"reason"}),
+		nodeGoneRemovals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftvip_members_removed_node_deleted_total",
+			Help: "Raft members this node as leader removed because their Kubernetes Node object was deleted.",
+		}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.failovers, m.handovers, m.apiHealthy, m.reports, m.moves}
+	return []prometheus.Collector{m.failovers, m.handovers, m.apiHealthy, m.reports, m.moves, m.nodeGoneRemovals}
 }

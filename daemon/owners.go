@@ -25,6 +25,9 @@ type serviceSource interface {
 	Ready() bool
 	Endpoints() map[string]endpointInfo
 	ExcludedNodes() []string
+	// DeletedNodes maps Nodes seen deleted (and not created again) to when: the
+	// leader removes their Raft members.
+	DeletedNodes() map[string]time.Time
 	OwnersChanged(decisions []assign.Decision)
 	// AdvertisersChanged reports the BGP advertiser sets the leader just committed
 	// (bgp mode), so a Service's Events say which nodes route its VIPs.
@@ -72,26 +75,13 @@ func reachable(self string, servers []raftstore.Server, contacts map[string]time
 	return out
 }
 
-// withLinkState marks unhealthy, for L2 announcing, every node whose last report
-// says its interface is down or missing (or that runs without --interface): it
-// cannot announce, so the leader moves its VIPs away and gives it none. A node
-// that has not reported yet keeps the benefit of the doubt, as in nodeHealth.
-func withLinkState(nodes []assign.Node, st raftstore.State) []assign.Node {
-	for i, n := range nodes {
-		if info, ok := st.Nodes[n.Name]; ok && !info.InterfaceUp {
-			nodes[i].Healthy = false
-		}
-	}
-	return nodes
-}
-
 // assignInputs turns the replicated allocations and the Kubernetes endpoint view
 // into the ownership decision's inputs. Without a Kubernetes view (no kubeconfig)
 // every allocated Service counts as Cluster with endpoints.
 func assignInputs(st raftstore.State, eps map[string]endpointInfo) ([]assign.Service, assign.Current) {
 	var svcs []assign.Service
 	for key, a := range st.Allocations {
-		s := assign.Service{Key: key}
+		s := assign.Service{Key: key, Interface: poolInterface(st, a.Pool)}
 		for _, ip := range a.IPs {
 			if addr, err := netip.ParseAddr(ip); err == nil {
 				s.VIPs = append(s.VIPs, addr)

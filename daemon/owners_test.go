@@ -47,39 +47,6 @@ func TestNodeHealth(t *testing.T) {
 	}
 }
 
-func TestWithLinkState(t *testing.T) {
-	nodes := []assign.Node{
-		{Name: "up", Healthy: true},
-		{Name: "down", Healthy: true},
-		{Name: "down-and-silent", Healthy: false},
-		{Name: "not-reported", Healthy: true},
-		{Name: "up-but-silent", Healthy: false},
-	}
-	st := raftstore.State{Nodes: map[string]raftstore.NodeInfo{
-		"up":              {Name: "up", InterfaceUp: true},
-		"down":            {Name: "down"},
-		"down-and-silent": {Name: "down-and-silent"},
-		"up-but-silent":   {Name: "up-but-silent", InterfaceUp: true},
-	}}
-	got := withLinkState(nodes, st)
-	want := []assign.Node{
-		{Name: "up", Healthy: true},
-		{Name: "down", Healthy: false},
-		{Name: "down-and-silent", Healthy: false},
-		{Name: "not-reported", Healthy: true},
-		{Name: "up-but-silent", Healthy: false},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("withLinkState =\n%+v\nwant\n%+v", got, want)
-	}
-	// The decision that follows moves a VIP off the node whose link went down.
-	svc := assign.Service{Key: "ns/web", VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.120")}, HasUsableEndpoint: true}
-	ds := assign.Assign([]assign.Service{svc}, got, assign.Current{svc.VIPs[0]: {Node: "down", Epoch: 1}})
-	if len(ds) != 1 || ds[0].From != "down" || ds[0].To == "down" || ds[0].To == "" {
-		t.Fatalf("Assign with the owner's link down = %+v, want one move off it", ds)
-	}
-}
-
 func TestAssignInputs(t *testing.T) {
 	st := raftstore.State{
 		Allocations: map[string]raftstore.Allocation{

@@ -15,7 +15,7 @@ import (
 func committedPools(ps []ipam.Pool) []raftstore.Pool {
 	out := make([]raftstore.Pool, 0, len(ps))
 	for _, p := range ps {
-		rp := raftstore.Pool{Name: p.Name, AutoAssign: p.AutoAssign}
+		rp := raftstore.Pool{Name: p.Name, AutoAssign: p.AutoAssign, Interface: p.Interface}
 		for _, r := range p.Ranges {
 			rp.Ranges = append(rp.Ranges, r.String())
 		}
@@ -30,8 +30,12 @@ func committedPools(ps []ipam.Pool) []raftstore.Pool {
 func poolsFromState(committed map[string]raftstore.Pool) ([]ipam.Pool, error) {
 	var flags []string
 	for _, p := range committed {
-		flags = append(flags, fmt.Sprintf("%s=%s;auto-assign=%t;include-network-broadcast=true",
-			p.Name, strings.Join(p.Ranges, ","), p.AutoAssign))
+		flag := fmt.Sprintf("%s=%s;auto-assign=%t;include-network-broadcast=true",
+			p.Name, strings.Join(p.Ranges, ","), p.AutoAssign)
+		if p.Interface != "" {
+			flag += ";interface=" + p.Interface
+		}
+		flags = append(flags, flag)
 	}
 	sort.Strings(flags)
 	pools, err := ipam.ParsePools(flags)
@@ -52,7 +56,7 @@ func poolDrift(flags []ipam.Pool, committed map[string]raftstore.Pool) string {
 	}
 	sort.Slice(theirs, func(i, j int) bool { return theirs[i].Name < theirs[j].Name })
 	equal := slices.EqualFunc(mine, theirs, func(a, b raftstore.Pool) bool {
-		return a.Name == b.Name && a.AutoAssign == b.AutoAssign && slices.Equal(a.Ranges, b.Ranges)
+		return a.Name == b.Name && a.AutoAssign == b.AutoAssign && a.Interface == b.Interface && slices.Equal(a.Ranges, b.Ranges)
 	})
 	if equal {
 		return ""
@@ -67,7 +71,11 @@ func describePools(ps []raftstore.Pool) string {
 	}
 	var parts []string
 	for _, p := range ps {
-		parts = append(parts, p.Name+"="+strings.Join(p.Ranges, ","))
+		part := p.Name + "=" + strings.Join(p.Ranges, ",")
+		if p.Interface != "" {
+			part += ";interface=" + p.Interface
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, " ")
 }

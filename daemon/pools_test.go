@@ -18,7 +18,7 @@ func mustPools(t *testing.T, flags ...string) []ipam.Pool {
 }
 
 func TestCommittedPoolsRoundTrip(t *testing.T) {
-	flags := mustPools(t, "web=198.51.100.0/25,2001:db8:100::100/120", "db=198.51.100.200-198.51.100.210;auto-assign=false")
+	flags := mustPools(t, "web=198.51.100.0/25,2001:db8:100::100/120", "db=198.51.100.200-198.51.100.210;auto-assign=false;interface=eth0.20")
 	committed := map[string]raftstore.Pool{}
 	for _, p := range committedPools(flags) {
 		committed[p.Name] = p
@@ -42,6 +42,9 @@ func TestCommittedPoolsRoundTrip(t *testing.T) {
 		}
 		if p.Name == "db" && p.AutoAssign {
 			t.Errorf("db lost auto-assign=false")
+		}
+		if want := map[string]string{"db": "eth0.20"}[p.Name]; p.Interface != want {
+			t.Errorf("pool %s has interface %q after the round trip, want %q", p.Name, p.Interface, want)
 		}
 	}
 }
@@ -68,6 +71,9 @@ func TestPoolDrift(t *testing.T) {
 		{"flags but nothing committed", a, nil, true},
 		{"committed but no flags", nil, commit(a), true},
 		{"auto-assign differs", a, commit(mustPools(t, "a=198.51.100.100-198.51.100.150;auto-assign=false")), true},
+		{"interface differs", a, commit(mustPools(t, "a=198.51.100.100-198.51.100.150;interface=eth1")), true},
+		{"same interface", mustPools(t, "a=198.51.100.100-198.51.100.150;interface=eth1"),
+			commit(mustPools(t, "a=198.51.100.100-198.51.100.150;interface=eth1")), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/raftvip/raftvip/daemon/assign"
 	"github.com/raftvip/raftvip/watchers"
@@ -39,6 +40,14 @@ func (s *serviceController) Endpoints() map[string]endpointInfo {
 func (s *serviceController) ExcludedNodes() []string {
 	if w := s.w.Load(); w != nil {
 		return w.ExcludedNodes()
+	}
+	return nil
+}
+
+// DeletedNodes implements serviceSource.
+func (s *serviceController) DeletedNodes() map[string]time.Time {
+	if w := s.w.Load(); w != nil {
+		return w.DeletedNodes()
 	}
 	return nil
 }

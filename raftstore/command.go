@@ -471,6 +471,16 @@ func (c ReportNode) validate() error {
 			return invalid(c.Type(), "node %q: pool %d: %v", n.Name, i, err)
 		}
 	}
+	seen := make(map[string]bool, len(n.Interfaces))
+	for i, l := range n.Interfaces {
+		if l.Name == "" {
+			return invalid(c.Type(), "node %q: interface %d has no name", n.Name, i)
+		}
+		if seen[l.Name] {
+			return invalid(c.Type(), "node %q: interface %q listed twice", n.Name, l.Name)
+		}
+		seen[l.Name] = true
+	}
 	return nil
 }
 

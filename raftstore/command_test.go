@@ -13,7 +13,7 @@ import (
 func sampleCommands() []Command {
 	pools := []Pool{
 		{Name: "default", Ranges: []string{"198.51.100.100-198.51.100.120", "2001:db8:100::/120"}, AutoAssign: true},
-		{Name: "manual", Ranges: []string{"198.51.100.200/29"}, AvoidBuggyIPs: true},
+		{Name: "manual", Ranges: []string{"198.51.100.200/29"}, AvoidBuggyIPs: true, Interface: "eth0.20"},
 	}
 	alloc := Allocation{
 		Service: "default/web", UID: "uid-1", Pool: "default",
@@ -22,7 +22,8 @@ func sampleCommands() []Command {
 	node := NodeInfo{
 		Name: "cp1", Address: "198.51.100.11:7950", Role: RoleVoter,
 		APIServerHealthy: true, InterfaceUp: true, Draining: true, Pools: pools[:1],
-		LBClass: new(string),
+		LBClass:    new(string),
+		Interfaces: []LinkState{{Name: "eth0", Up: true, Default: true}, {Name: "eth0.20"}},
 	}
 	return []Command{
 		SetPools{Pools: pools},
@@ -150,6 +151,8 @@ func TestEncodeRejects(t *testing.T) {
 		"report bad role":        {ReportNode{Node: NodeInfo{Name: "n", Role: "leader"}}, `role "leader"`},
 		"report bad pool":        {ReportNode{Node: NodeInfo{Name: "n", Role: RoleVoter, Pools: []Pool{{}}}}, "empty name"},
 		"remove node empty":      {RemoveNode{}, "empty node name"},
+		"report unnamed link":    {ReportNode{Node: NodeInfo{Name: "n", Role: RoleVoter, Interfaces: []LinkState{{Up: true}}}}, "interface 0 has no name"},
+		"report link twice":      {ReportNode{Node: NodeInfo{Name: "n", Role: RoleVoter, Interfaces: []LinkState{{Name: "e"}, {Name: "e"}}}}, `interface "e" listed twice`},
 		"advertisers bad vip":    {SetAdvertisers{VIP: "198.51.100"}, "set_advertisers"},
 		"advertisers empty node": {SetAdvertisers{VIP: "198.51.100.1", Nodes: []string{""}}, "node 0 is empty"},
 		"lb class with spaces":   {SetLBClass{Class: " example.com/x"}, "set_lb_class"},
@@ -269,4 +272,35 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the command:\n first %#v\nsecond %#v", c, c2)
 		}
 	})
+}
+
+// TestDecodeBodiesWithoutInterfaces: a report and a pool set written by a node
+// that predates per-pool interfaces decode, with no interface, so such entries in
+// a log or from a node not yet upgraded keep working.
+func TestDecodeBodiesWithoutInterfaces(t *testing.T) {
+	report := append([]byte{FormatVersion, byte(TypeReportNode)},
+		`{"node":{"name":"cp1","address":"a:1","role":"voter","apiserver_healthy":true,"interface_up":true,"draining":false}}`...)
+	c, err := Decode(report)
+	if err != nil {
+		t.Fatalf("decode old report: %v", err)
+	}
+	if n := c.(ReportNode).Node; n.Interfaces != nil || !n.InterfaceUp {
+		t.Fatalf("old report decoded as %+v, want no interfaces and interface_up", n)
+	}
+	pools := append([]byte{FormatVersion, byte(TypeSetPools)},
+		`{"pools":[{"name":"p","ranges":["10.0.0.1"],"auto_assign":true,"avoid_buggy_ips":false}]}`...)
+	c, err = Decode(pools)
+	if err != nil {
+		t.Fatalf("decode old pools: %v", err)
+	}
+	if p := c.(SetPools).Pools[0]; p.Interface != "" {
+		t.Fatalf("old pool decoded with interface %q", p.Interface)
+	}
+	b, err := Encode(SetPools{Pools: []Pool{{Name: "p", Ranges: []string{"10.0.0.1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "interface") {
+		t.Fatalf("a pool without interface is encoded with one: %s", b)
+	}
 }

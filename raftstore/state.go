@@ -18,6 +18,9 @@ type Pool struct {
 	Ranges        []string `json:"ranges"`
 	AutoAssign    bool     `json:"auto_assign"`
 	AvoidBuggyIPs bool     `json:"avoid_buggy_ips"`
+	// Interface is the link the pool's VIPs go on in L2 mode; "" (and absent,
+	// from a leader that predates it) means each node's --interface.
+	Interface string `json:"interface,omitempty"`
 }
 
 // Allocation records the addresses a Service got, keyed by Service
@@ -66,6 +69,20 @@ type NodeInfo struct {
 	// writes a new command type or field only once every voter can apply it
 	// (versions.go). Nil from a node of the release before the reports.
 	Commands []string `json:"commands,omitempty"`
+	// Interfaces is the link state of every interface the node can put VIPs on:
+	// its --interface (Default) and each of its pools' interfaces. Empty from a
+	// node that predates it; InterfaceUp still says how its --interface is.
+	Interfaces []LinkState `json:"interfaces,omitempty"`
+}
+
+// LinkState is one interface of a node as the node last saw it, so the leader
+// gives a pool's VIPs only to nodes whose interface of that pool is up.
+type LinkState struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+	// Default marks the node's --interface, where VIPs of pools without an
+	// interface of their own go.
+	Default bool `json:"default,omitempty"`
 }
 
 // Node roles reported in NodeInfo.Role.
@@ -166,6 +183,11 @@ func (n NodeInfo) clone() NodeInfo {
 	n.Pools = clonePools(n.Pools)
 	n.LBClass = cloneClass(n.LBClass)
 	n.Commands = cloneStrings(n.Commands)
+	if len(n.Interfaces) == 0 {
+		n.Interfaces = nil
+	} else {
+		n.Interfaces = append([]LinkState(nil), n.Interfaces...)
+	}
 	return n
 }
 

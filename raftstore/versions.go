@@ -21,6 +21,10 @@ import (
 // it decodes node reports strictly and rejects a report that carries it.
 const FeatureNodeCommands = "report_node.commands"
 
+// FeatureNodeInterfaces is the NodeInfo.Interfaces field, which v0.1.0 rejects
+// the same way.
+const FeatureNodeInterfaces = "report_node.interfaces"
+
 // BaselineFeatures is what v0.1.0 (commit 4e456fa), the release before feature
 // reports, can apply: command types 1 to 12 with the fields of that release.
 func BaselineFeatures() []string {
@@ -33,7 +37,7 @@ func BaselineFeatures() []string {
 
 // Supported is every feature this binary can apply, sorted: what it reports.
 func Supported() []string {
-	out := append(BaselineFeatures(), TypeClusterID.String(), FeatureNodeCommands)
+	out := append(BaselineFeatures(), TypeClusterID.String(), FeatureNodeCommands, FeatureNodeInterfaces)
 	slices.Sort(out)
 	return out
 }
@@ -46,6 +50,9 @@ func requiredFeatures(c Command) []string {
 	case ReportNode:
 		if c.Node.Commands != nil {
 			out = append(out, FeatureNodeCommands)
+		}
+		if c.Node.Interfaces != nil {
+			out = append(out, FeatureNodeInterfaces)
 		}
 	case Batch:
 		for _, sub := range c.Commands {
@@ -119,13 +126,18 @@ func (n *Node) Gated(feature string) (bool, []string) {
 	return len(missing) > 0, missing
 }
 
-// gate makes c safe to write: it drops NodeInfo.Commands while a voter cannot
-// decode it, and refuses a command type some voter cannot apply.
+// gate makes c safe to write: it drops the NodeInfo fields some voter cannot
+// decode (the leader then works from InterfaceUp alone, as v0.1.0 did), and
+// refuses a command type some voter cannot apply.
 func (n *Node) gate(c Command) (Command, error) {
 	voters := n.voterIDs()
 	known := n.caps.known(n.fsm.nodeCommands(), n.id)
 	if r, ok := c.(ReportNode); ok && r.Node.Commands != nil && len(featureGate(FeatureNodeCommands, voters, known)) > 0 {
 		r.Node.Commands = nil
+		c = r
+	}
+	if r, ok := c.(ReportNode); ok && r.Node.Interfaces != nil && len(featureGate(FeatureNodeInterfaces, voters, known)) > 0 {
+		r.Node.Interfaces = nil
 		c = r
 	}
 	for _, f := range requiredFeatures(c) {

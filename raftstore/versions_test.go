@@ -15,7 +15,7 @@ func TestBaselineIsTheOldRelease(t *testing.T) {
 	if got := BaselineFeatures(); !slices.Equal(got, want) {
 		t.Fatalf("baseline %v, want %v", got, want)
 	}
-	for _, f := range []string{"set_cluster_id", FeatureNodeCommands} {
+	for _, f := range []string{"set_cluster_id", FeatureNodeCommands, FeatureNodeInterfaces} {
 		if slices.Contains(BaselineFeatures(), f) {
 			t.Errorf("baseline claims %s, which v0.1.0 cannot decode", f)
 		}
@@ -68,6 +68,7 @@ func TestRequiredFeatures(t *testing.T) {
 		"new type":                  {SetClusterID{ID: "x"}, []string{"set_cluster_id"}},
 		"report without commands":   {ReportNode{Node: NodeInfo{Name: "a"}}, []string{"report_node"}},
 		"report with commands":      {ReportNode{Node: NodeInfo{Name: "a", Commands: Supported()}}, []string{"report_node", FeatureNodeCommands}},
+		"report with interfaces":    {ReportNode{Node: NodeInfo{Name: "a", Interfaces: []LinkState{{Name: "eth0", Up: true}}}}, []string{"report_node", FeatureNodeInterfaces}},
 		"batch needs its commands'": {Batch{Commands: []Command{Release{Service: "a/b"}, SetClusterID{ID: "x"}}}, []string{"batch", "release", "set_cluster_id"}},
 	}
 	for name, tc := range cases {

@@ -55,6 +55,9 @@ type Lease struct {
 // concurrent use; the Holder serialises it.
 type Fence struct {
 	conn *nftables.Conn
+	// table is the name of both tables: FenceTable, or a name of its own for
+	// each further interface a node announces on (NewFenceTableAt).
+	table string
 
 	arp, inet        *nftables.Table
 	arpVIPs, arpLive *nftables.Set
@@ -66,11 +69,21 @@ type Fence struct {
 // NewFenceAt prepares a Fence for the network namespace ns, which the caller
 // keeps open for the Fence's life. It changes nothing until Install.
 func NewFenceAt(ns netns.NsHandle) (*Fence, error) {
+	return NewFenceTableAt(ns, FenceTable)
+}
+
+// NewFenceTableAt is NewFenceAt with tables named table, so Holders of several
+// interfaces in one namespace each keep a fence of their own: the rules match
+// addresses only, and each table lists only its Holder's VIPs.
+func NewFenceTableAt(ns netns.NsHandle, table string) (*Fence, error) {
+	if table == "" {
+		return nil, errors.New("kernel fence: empty table name")
+	}
 	conn, err := nftables.New(nftables.WithNetNSFd(int(ns)), nftables.AsLasting())
 	if err != nil {
 		return nil, fmt.Errorf("kernel fence: nftables: %w", err)
 	}
-	return &Fence{conn: conn}, nil
+	return &Fence{conn: conn, table: table}, nil
 }
 
 // Leftover reports whether tables of an earlier run exist, for the daemon to
@@ -82,7 +95,7 @@ func (f *Fence) Leftover() (bool, error) {
 			return false, fmt.Errorf("kernel fence: list tables: %w", err)
 		}
 		for _, t := range ts {
-			if t.Name == FenceTable {
+			if t.Name == f.table {
 				return true, nil
 			}
 		}
@@ -101,8 +114,8 @@ func (f *Fence) Install() error {
 	if leftover {
 		f.delete()
 	}
-	f.arp = f.conn.AddTable(&nftables.Table{Family: nftables.TableFamilyARP, Name: FenceTable})
-	f.inet = f.conn.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: FenceTable})
+	f.arp = f.conn.AddTable(&nftables.Table{Family: nftables.TableFamilyARP, Name: f.table})
+	f.inet = f.conn.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: f.table})
 	sets := []struct {
 		dst   **nftables.Set
 		table *nftables.Table
@@ -126,7 +139,7 @@ func (f *Fence) Install() error {
 	}
 	f.addRules()
 	if err := f.conn.Flush(); err != nil {
-		return fmt.Errorf("kernel fence: install tables %q: %w", FenceTable, err)
+		return fmt.Errorf("kernel fence: install tables %q: %w", f.table, err)
 	}
 	f.lastVIPs = map[netip.Addr]bool{}
 	return nil
@@ -267,7 +280,7 @@ func (f *Fence) Remove() error {
 	}
 	f.delete()
 	if err := f.conn.Flush(); err != nil {
-		return fmt.Errorf("kernel fence: remove tables %q: %w", FenceTable, err)
+		return fmt.Errorf("kernel fence: remove tables %q: %w", f.table, err)
 	}
 	f.arp, f.inet = nil, nil
 	return nil
@@ -278,7 +291,7 @@ func (f *Fence) delete() {
 	for _, fam := range []nftables.TableFamily{nftables.TableFamilyARP, nftables.TableFamilyINet} {
 		if ts, err := f.conn.ListTablesOfFamily(fam); err == nil {
 			for _, t := range ts {
-				if t.Name == FenceTable {
+				if t.Name == f.table {
 					f.conn.DelTable(t)
 				}
 			}

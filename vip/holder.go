@@ -184,12 +184,18 @@ func (h *Holder) Set(desired []Lease) error {
 // there were any. Call it after CleanupStale, so leftover addresses stay silent
 // until they are gone.
 func (h *Holder) EnableFence() (leftover bool, err error) {
+	return h.EnableFenceTable(FenceTable)
+}
+
+// EnableFenceTable is EnableFence with tables of the given name: a node that
+// announces on several interfaces gives each Holder its own (NewFenceTableAt).
+func (h *Holder) EnableFenceTable(table string) (leftover bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return false, ErrClosed
 	}
-	f, err := NewFenceAt(h.ns)
+	f, err := NewFenceTableAt(h.ns, table)
 	if err != nil {
 		return false, err
 	}

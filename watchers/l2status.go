@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -45,12 +46,12 @@ const (
 const maxLabelValue = 63
 
 // L2Status is what one ServiceL2Status object says: Node announces the VIPs of
-// Service (namespace/name) on Interface.
+// Service (namespace/name) on Interfaces, as MetalLB's status.interfaces[].name.
 type L2Status struct {
-	Node      string
-	Service   string
-	VIPs      []string // sorted by address
-	Interface string
+	Node       string
+	Service    string
+	VIPs       []string // sorted by address
+	Interfaces []string // sorted
 }
 
 // Key is what identifies an object: one per announcing node and Service.
@@ -131,9 +132,8 @@ func parseL2Status(u *unstructured.Unstructured) L2StatusObject {
 	ns, _, _ := unstructured.NestedString(u.Object, "status", "serviceNamespace")
 	name, _, _ := unstructured.NestedString(u.Object, "status", "serviceName")
 	vips, _, _ := unstructured.NestedStringSlice(u.Object, "status", "vips")
-	iface, _, _ := unstructured.NestedString(u.Object, "status", "interface")
 	if node != "" && ns != "" && name != "" {
-		o.L2Status = L2Status{Node: node, Service: ns + "/" + name, VIPs: vips, Interface: iface}
+		o.L2Status = L2Status{Node: node, Service: ns + "/" + name, VIPs: vips, Interfaces: interfaceNames(u)}
 	}
 	for _, ref := range u.GetOwnerReferences() {
 		if ref.APIVersion == "v1" && ref.Kind == "Pod" {
@@ -143,8 +143,24 @@ func parseL2Status(u *unstructured.Unstructured) L2StatusObject {
 	return o
 }
 
+// interfaceNames reads status.interfaces[].name.
+func interfaceNames(u *unstructured.Unstructured) []string {
+	list, _, _ := unstructured.NestedSlice(u.Object, "status", "interfaces")
+	var out []string
+	for _, item := range list {
+		if m, ok := item.(map[string]any); ok {
+			if n, ok := m["name"].(string); ok && n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
 // Create adds an object for st, named "<node>-<random>", owned by owner unless its
-// UID is zero. It returns the name the API server chose.
+// UID is zero, and then writes its status through the status subresource (the
+// create itself drops it). It returns the name the API server chose. An object
+// whose status write failed has no node in its status: the next pass deletes it.
 func (s *L2StatusStore) Create(ctx context.Context, st L2Status, owner PodRef) (string, error) {
 	u := &unstructured.Unstructured{Object: map[string]any{}}
 	u.SetAPIVersion(L2StatusAPIVersion)
@@ -154,17 +170,24 @@ func (s *L2StatusStore) Create(ctx context.Context, st L2Status, owner PodRef) (
 	if err := fill(u, st, owner); err != nil {
 		return "", err
 	}
+	status := u.Object["status"]
 	got, err := s.resource().Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("create %s for %s on %s: %w", L2StatusKind, st.Service, st.Node, err)
 	}
+	got.Object["status"] = status
+	if _, err := s.resource().UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
+		return got.GetName(), fmt.Errorf("write the status of %s %s: %w", L2StatusKind, got.GetName(), err)
+	}
 	return got.GetName(), nil
 }
 
-// Update makes an existing object say st. A non-zero owner replaces the pod owner
-// reference; a zero one leaves the owner references alone, so an object whose pod
-// was just deleted is still collected with it. The write is conditional on the
-// resourceVersion List saw: a conflict is an error, retried by the caller.
+// Update makes an existing object say st: its labels and owner through the object,
+// its status through the status subresource, each only when it differs. A non-zero
+// owner replaces the pod owner reference; a zero one leaves the owner references
+// alone, so an object whose pod was just deleted is still collected with it. The
+// writes are conditional on the resourceVersion List saw: a conflict is an error,
+// retried by the caller.
 func (s *L2StatusStore) Update(ctx context.Context, o L2StatusObject, st L2Status, owner PodRef) error {
 	if o.obj == nil {
 		return fmt.Errorf("update %s %s: not an object from List", L2StatusKind, o.Name)
@@ -173,8 +196,20 @@ func (s *L2StatusStore) Update(ctx context.Context, o L2StatusObject, st L2Statu
 	if err := fill(u, st, owner); err != nil {
 		return err
 	}
-	if _, err := s.resource().Update(ctx, u, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update %s %s: %w", L2StatusKind, o.Name, err)
+	status := u.Object["status"]
+	if !reflect.DeepEqual(u.GetLabels(), o.obj.GetLabels()) || !reflect.DeepEqual(u.GetOwnerReferences(), o.obj.GetOwnerReferences()) {
+		got, err := s.resource().Update(ctx, u, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("update %s %s: %w", L2StatusKind, o.Name, err)
+		}
+		u = got
+	}
+	if reflect.DeepEqual(status, o.obj.Object["status"]) {
+		return nil
+	}
+	u.Object["status"] = status
+	if _, err := s.resource().UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("write the status of %s %s: %w", L2StatusKind, o.Name, err)
 	}
 	return nil
 }
@@ -228,16 +263,17 @@ func fill(u *unstructured.Unstructured, st L2Status, owner PodRef) error {
 	for i, v := range st.VIPs {
 		vips[i] = v
 	}
-	status := map[string]any{
+	ifaces := make([]any, len(st.Interfaces))
+	for i, n := range st.Interfaces {
+		ifaces[i] = map[string]any{"name": n}
+	}
+	u.Object["status"] = map[string]any{
 		"node":             st.Node,
 		"serviceNamespace": ns,
 		"serviceName":      name,
 		"vips":             vips,
+		"interfaces":       ifaces,
 	}
-	if st.Interface != "" {
-		status["interface"] = st.Interface
-	}
-	u.Object["status"] = status
 	return nil
 }
 

@@ -65,7 +65,7 @@ func rawL2Status(t *testing.T, c *dynamicfake.FakeDynamicClient, name string) *u
 func TestL2StatusCreateAndList(t *testing.T) {
 	s, c := newFakeStore(t)
 	ctx := context.Background()
-	web := L2Status{Node: "node3", Service: "shop/web", VIPs: []string{"198.51.100.100", "2001:db8:100::100"}, Interface: "eth0"}
+	web := L2Status{Node: "node3", Service: "shop/web", VIPs: []string{"198.51.100.100", "2001:db8:100::100"}, Interfaces: []string{"eth0"}}
 	api := L2Status{Node: "node1", Service: "shop/api", VIPs: []string{"198.51.100.101"}}
 	name, err := s.Create(ctx, web, PodRef{Name: "raftvip-node3", UID: "pod-3"})
 	if err != nil {
@@ -93,7 +93,7 @@ func TestL2StatusCreateAndList(t *testing.T) {
 	}
 	status, _, _ := unstructured.NestedMap(u.Object, "status")
 	wantStatus := map[string]any{"node": "node3", "serviceNamespace": "shop", "serviceName": "web",
-		"vips": []any{"198.51.100.100", "2001:db8:100::100"}, "interface": "eth0"}
+		"vips": []any{"198.51.100.100", "2001:db8:100::100"}, "interfaces": []any{map[string]any{"name": "eth0"}}}
 	if fmt.Sprint(status) != fmt.Sprint(wantStatus) {
 		t.Errorf("status %v, want %v", status, wantStatus)
 	}
@@ -144,7 +144,7 @@ func TestL2StatusListSkipsForeignAndFlagsMalformed(t *testing.T) {
 func TestL2StatusUpdate(t *testing.T) {
 	s, c := newFakeStore(t)
 	ctx := context.Background()
-	st := L2Status{Node: "node2", Service: "shop/web", VIPs: []string{"198.51.100.100"}, Interface: "eth0"}
+	st := L2Status{Node: "node2", Service: "shop/web", VIPs: []string{"198.51.100.100"}, Interfaces: []string{"eth0"}}
 	name, err := s.Create(ctx, st, PodRef{Name: "raftvip-node2", UID: "old-pod"})
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestSortVIPs(t *testing.T) {
 }
 
 func sameStatus(a, b L2Status) bool {
-	return a.Node == b.Node && a.Service == b.Service && a.Interface == b.Interface && slices.Equal(a.VIPs, b.VIPs)
+	return a.Node == b.Node && a.Service == b.Service && slices.Equal(a.Interfaces, b.Interfaces) && slices.Equal(a.VIPs, b.VIPs)
 }
 
 func mapsEqual(a, b map[string]string) bool {

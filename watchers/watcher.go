@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -103,6 +105,10 @@ type Watcher struct {
 	memo     *memo
 	cache    *viewCache
 	class    atomic.Pointer[string]
+	// gone records when each Node was seen deleted (DeletedNodes); a Node
+	// created again is dropped from it.
+	goneMu sync.Mutex
+	gone   map[string]time.Time
 }
 
 // New sets up the informers (with Transform) and the queue; nothing talks to the
@@ -118,6 +124,7 @@ func New(client kubernetes.Interface, opts Options) (*Watcher, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "raftvip-services"}),
 		memo:  newMemo(),
 		cache: newViewCache(),
+		gone:  map[string]time.Time{},
 	}
 	w.class.Store(&opts.LBClass)
 	svcInf := f.Core().V1().Services()
@@ -211,10 +218,37 @@ func (w *Watcher) sliceHandler() cache.ResourceEventHandler {
 func (w *Watcher) nodeHandler() cache.ResourceEventHandler {
 	count := func(any) { w.opts.Metrics.events.WithLabelValues("node").Inc() }
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    count,
+		AddFunc: func(obj any) {
+			count(obj)
+			if n, ok := obj.(*corev1.Node); ok {
+				w.goneMu.Lock()
+				delete(w.gone, n.Name)
+				w.goneMu.Unlock()
+			}
+		},
 		UpdateFunc: func(_, obj any) { count(obj) },
-		DeleteFunc: count,
+		DeleteFunc: func(obj any) {
+			count(obj)
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				w.goneMu.Lock()
+				w.gone[n.Name] = time.Now()
+				w.goneMu.Unlock()
+			}
+		},
 	}
+}
+
+// DeletedNodes maps each Node this watcher saw deleted, and not created again,
+// to when it saw that. A Node that never existed is not in it: a control-plane
+// node whose kubelet has not registered yet must not look deleted. The leader
+// removes the Raft members these name (membership.DecideNodeRemoval).
+func (w *Watcher) DeletedNodes() map[string]time.Time {
+	w.goneMu.Lock()
+	defer w.goneMu.Unlock()
+	return maps.Clone(w.gone)
 }
 
 // Run starts the informers, waits for their caches (informers retry with backoff

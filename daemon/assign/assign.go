@@ -9,7 +9,9 @@
 // The rules:
 //
 //   - A node may announce a Service when it is healthy, not excluded
-//     (node.kubernetes.io/exclude-from-external-load-balancers), and, for
+//     (node.kubernetes.io/exclude-from-external-load-balancers), has the
+//     interface of the Service's pool up (a node that reported no links gets the
+//     benefit of the doubt), and, for
 //     externalTrafficPolicy Local, holds a usable endpoint of it. A Cluster Service
 //     with no usable endpoint anywhere is announced nowhere: attracting traffic that
 //     will be dropped helps nobody.
@@ -37,8 +39,25 @@ import (
 // Node is what the leader knows about one node for announcing purposes.
 type Node struct {
 	Name     string
-	Healthy  bool // reporting to the leader within the node-down timeout, interface up
+	Healthy  bool // reporting to the leader within the node-down timeout
 	Excluded bool // labelled node.kubernetes.io/exclude-from-external-load-balancers
+	// Links is the node's last reported link state per interface, "" for its
+	// --interface (DefaultLink). Nil means it reported none: every link counts as up.
+	Links map[string]bool
+}
+
+// DefaultLink is the Links key, and the Service.Interface, of each node's own
+// --interface: the pools without an interface of their own.
+const DefaultLink = ""
+
+// LinkUp reports whether n can announce on iface: the node reported no links at
+// all (not yet, or BGP mode), or it reported iface and it is up. A node that
+// reported links but not iface does not have it.
+func (n Node) LinkUp(iface string) bool {
+	if n.Links == nil {
+		return true
+	}
+	return n.Links[iface]
 }
 
 // Service is the announcing view of one LoadBalancer Service, built by the watcher from
@@ -49,6 +68,8 @@ type Service struct {
 	LocalTraffic      bool         // externalTrafficPolicy: Local
 	EndpointNodes     []string     // nodes with a usable endpoint; what Local reads
 	HasUsableEndpoint bool         // any usable endpoint anywhere; what Cluster reads
+	// Interface is the link its pool's VIPs go on; DefaultLink for --interface.
+	Interface string
 }
 
 // Owner is the FSM's record of who announces a VIP; Epoch grows on every move.
@@ -75,6 +96,7 @@ type Decision struct {
 const (
 	ReasonInitial          = "initial"
 	ReasonOwnerDown        = "owner down"
+	ReasonLinkDown         = "owner's interface of the pool is down"
 	ReasonExcluded         = "excluded"
 	ReasonNoLocalEndpoint  = "owner no longer has local endpoint"
 	ReasonFollowsService   = "follows the other VIPs of its service"
@@ -85,9 +107,10 @@ const (
 )
 
 // Eligible lists, sorted, the nodes that may announce svc: healthy, not excluded,
-// and for Local traffic holding a usable endpoint; none for a Cluster Service without
-// a usable endpoint. A name listed more than once counts as healthy only if every
-// entry is, and as excluded if any entry is.
+// with svc's interface up, and for Local traffic holding a usable endpoint; none
+// for a Cluster Service without a usable endpoint. A name listed more than once
+// counts as healthy only if every entry is, as excluded if any entry is, and
+// takes the links of its last entry that has any.
 func Eligible(svc Service, nodes []Node) []string {
 	return slices.Clone(newTable(nodes).eligible(svc))
 }
@@ -95,15 +118,21 @@ func Eligible(svc Service, nodes []Node) []string {
 // table is the node list digested once per Assign call.
 type table struct {
 	nodes map[string]Node
-	ready []string // healthy and not excluded, sorted: every Cluster Service's answer
+	ready []string // healthy and not excluded, sorted
+	// readyOn is ready narrowed to the nodes with an interface up, per interface,
+	// filled as Services ask: every Cluster Service's answer.
+	readyOn map[string][]string
 }
 
 func newTable(nodes []Node) *table {
-	t := &table{nodes: make(map[string]Node, len(nodes))}
+	t := &table{nodes: make(map[string]Node, len(nodes)), readyOn: map[string][]string{}}
 	for _, n := range nodes {
 		if prev, ok := t.nodes[n.Name]; ok {
 			n.Healthy = n.Healthy && prev.Healthy
 			n.Excluded = n.Excluded || prev.Excluded
+			if n.Links == nil {
+				n.Links = prev.Links
+			}
 		}
 		t.nodes[n.Name] = n
 	}
@@ -116,17 +145,32 @@ func newTable(nodes []Node) *table {
 	return t
 }
 
-// eligible is Eligible on a digested table. The result may alias t.ready: read only.
+// readyFor is ready narrowed to the nodes with iface up, sorted; read only.
+func (t *table) readyFor(iface string) []string {
+	if out, ok := t.readyOn[iface]; ok {
+		return out
+	}
+	out := make([]string, 0, len(t.ready))
+	for _, name := range t.ready {
+		if t.nodes[name].LinkUp(iface) {
+			out = append(out, name)
+		}
+	}
+	t.readyOn[iface] = out
+	return out
+}
+
+// eligible is Eligible on a digested table. The result may alias t.readyOn: read only.
 func (t *table) eligible(svc Service) []string {
 	if !svc.LocalTraffic {
 		if !svc.HasUsableEndpoint {
 			return nil
 		}
-		return t.ready
+		return t.readyFor(svc.Interface)
 	}
 	var out []string
 	for _, name := range svc.EndpointNodes {
-		if n, ok := t.nodes[name]; ok && n.Healthy && !n.Excluded {
+		if n, ok := t.nodes[name]; ok && n.Healthy && !n.Excluded && n.LinkUp(svc.Interface) {
 			out = append(out, name)
 		}
 	}
@@ -353,6 +397,11 @@ func (g *group) reason(from string, table *table) string {
 		return ReasonOwnerDown
 	case n.Excluded:
 		return ReasonExcluded
+	}
+	for _, s := range g.members {
+		if !n.LinkUp(s.Interface) {
+			return ReasonLinkDown
+		}
 	}
 	if _, ok := slices.BinarySearch(g.elig, from); ok {
 		return ReasonFollowsService

@@ -30,6 +30,9 @@
 //	                                 of IPv4 CIDRs and the subnet-router anycast
 //	                                 address of IPv6 CIDRs. Default false: a /24
 //	                                 yields .1-.254, a /120 yields ::1-::ff.
+//	interface=IFACE                  L2 mode: announce this pool's VIPs on IFACE (a
+//	                                 VLAN or second NIC) instead of --interface; only
+//	                                 nodes whose IFACE is up get them.
 //
 // The network/broadcast rule applies to IPv4 CIDRs of /30 and shorter only: /31 and /32
 // have no such addresses (RFC 3021), start-end ranges are taken literally. IPv6 has no
@@ -85,7 +88,10 @@ type Pool struct {
 	Ranges                  []Range
 	AutoAssign              bool
 	IncludeNetworkBroadcast bool
-	Spec                    string
+	// Interface is the link this pool's VIPs go on in L2 mode (option interface=);
+	// "" means each node's --interface.
+	Interface string
+	Spec      string
 }
 
 // Contains reports whether ip is one of the addresses the pool hands out.
@@ -225,17 +231,44 @@ func (p *Pool) setOption(opt string) error {
 	if !ok {
 		return fmt.Errorf("option %q: want OPTION=VALUE", opt)
 	}
-	b, err := strconv.ParseBool(strings.TrimSpace(val))
+	key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+	if key == "interface" {
+		if err := checkInterfaceName(val); err != nil {
+			return fmt.Errorf("option %q: %w", opt, err)
+		}
+		p.Interface = val
+		return nil
+	}
+	b, err := strconv.ParseBool(val)
 	if err != nil {
 		return fmt.Errorf("option %q: value must be true or false", opt)
 	}
-	switch strings.TrimSpace(key) {
+	switch key {
 	case "auto-assign":
 		p.AutoAssign = b
 	case "include-network-broadcast":
 		p.IncludeNetworkBroadcast = b
 	default:
-		return fmt.Errorf("unknown option %q (known: auto-assign, include-network-broadcast)", key)
+		return fmt.Errorf("unknown option %q (known: auto-assign, include-network-broadcast, interface)", key)
+	}
+	return nil
+}
+
+// maxInterfaceName is the longest Linux interface name (IFNAMSIZ less the NUL).
+const maxInterfaceName = 15
+
+// checkInterfaceName refuses what the kernel would refuse as a link name, so a
+// typo fails at start rather than when the first VIP of the pool is announced.
+func checkInterfaceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("interface name is empty")
+	case len(name) > maxInterfaceName:
+		return fmt.Errorf("interface name %q is longer than %d characters", name, maxInterfaceName)
+	case name == "." || name == "..":
+		return fmt.Errorf("interface name %q is not allowed", name)
+	case strings.ContainsAny(name, "/:,; \t\n"):
+		return fmt.Errorf("interface name %q contains '/', ':', ',', ';' or white space", name)
 	}
 	return nil
 }

@@ -20,9 +20,22 @@ func TestParsePool(t *testing.T) {
 		want     []Range
 		auto     bool
 		inclNB   bool
+		iface    string
 		wantErr  string // substring; "" means success
 		wantPool string
 	}{
+		{
+			name: "interface option", flag: "vlan=10.0.20.0/24;interface=eth0.20",
+			want: []Range{rng("10.0.20.1", "10.0.20.254")}, auto: true, iface: "eth0.20", wantPool: "vlan",
+		},
+		{
+			name: "interface with other options and spaces", flag: "nic2=10.0.30.5-10.0.30.9; auto-assign=false ; interface = ens4 ",
+			want: []Range{rng("10.0.30.5", "10.0.30.9")}, auto: false, iface: "ens4", wantPool: "nic2",
+		},
+		{name: "interface empty", flag: "a=10.0.0.0/24;interface=", wantErr: "interface name is empty"},
+		{name: "interface too long", flag: "a=10.0.0.0/24;interface=abcdefghijklmnop", wantErr: "longer than 15"},
+		{name: "interface with slash", flag: "a=10.0.0.0/24;interface=eth/0", wantErr: "contains '/'"},
+		{name: "interface dot", flag: "a=10.0.0.0/24;interface=..", wantErr: "not allowed"},
 		{
 			name: "v4 CIDR skips network and broadcast", flag: "a=10.0.0.0/24",
 			want: []Range{rng("10.0.0.1", "10.0.0.254")}, auto: true, wantPool: "a",
@@ -152,8 +165,9 @@ func TestParsePool(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParsePool(%q): %v", c.flag, err)
 			}
-			if p.Name != c.wantPool || p.AutoAssign != c.auto || p.IncludeNetworkBroadcast != c.inclNB || p.Spec != c.flag {
-				t.Fatalf("got %+v, want name %q auto %v inclNB %v spec %q", p, c.wantPool, c.auto, c.inclNB, c.flag)
+			if p.Name != c.wantPool || p.AutoAssign != c.auto || p.IncludeNetworkBroadcast != c.inclNB || p.Spec != c.flag ||
+				p.Interface != c.iface {
+				t.Fatalf("got %+v, want name %q auto %v inclNB %v interface %q spec %q", p, c.wantPool, c.auto, c.inclNB, c.iface, c.flag)
 			}
 			if !slices.Equal(p.Ranges, c.want) {
 				t.Fatalf("ranges %v, want %v", p.Ranges, c.want)

@@ -19,8 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// benchPool has room for 1000 Services: 254 IPv4 and 4096 IPv6 addresses.
-const benchPool = "bench=198.51.100.1-198.51.100.254,2001:db8:100::1000-2001:db8:100::1fff"
+// benchPool has room for 1000 Services: 204 IPv4 and 4096 IPv6 addresses, none
+// of them a lab host's (.11-.15 are the nodes, .50 the client and API server).
+const benchPool = "bench=198.51.100.51-198.51.100.254,2001:db8:100::1000-2001:db8:100::1fff"
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on every
 // Linux architecture Go supports).

@@ -1,7 +1,8 @@
 // Package k8s is the black-box end-to-end test of raftvip's LoadBalancer Services:
-// a real control plane (test/cluster), three real raftvip agents on loopback running
-// as the "raftvip" user under docs/rbac.yaml, and assertions made only through the
-// Kubernetes API and the agents' status endpoints.
+// a real control plane (test/cluster) in a netns lab's client namespace, three real
+// raftvip agents in lab nodes announcing on their eth0 as the "raftvip" user under
+// docs/rbac.yaml, and assertions made only through the Kubernetes API and the
+// agents' status endpoints.
 package k8s
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/raftvip/raftvip/raftstore"
 	"github.com/raftvip/raftvip/test/agents"
 	"github.com/raftvip/raftvip/test/cluster"
+	"github.com/raftvip/raftvip/test/lab"
 )
 
 // waitLong is a failure deadline, never an expectation: a loaded 2-core machine runs
@@ -45,20 +47,31 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-// agent is one raftvip agent process on loopback.
+// labNodes is the lab's size: voters on the first three nodes, workers (in the
+// tests that start them) on the others.
+const labNodes = 5
+
+// voters is how many voters startAgents starts.
+const voters = 3
+
+// agent is one raftvip agent process in a lab node.
 type agent struct {
-	name      string
-	args      []string
-	statusURL string
-	logPath   string
+	name string
+	// ns is the lab node's network namespace; the status server is reached from it.
+	ns       string
+	raftAddr string
+	args     []string
+	logPath  string
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-// env is a control plane plus three agents.
+// env is a control plane plus three agents in a lab.
 type env struct {
+	l      *lab.Lab
 	cp     *cluster.ControlPlane
 	client kubernetes.Interface
 	agents []*agent
@@ -83,43 +96,29 @@ func startEnv(t testing.TB, pools ...string) *env {
 // cluster as another controller left it.
 func startControlPlane(t testing.TB, pools ...string) *env {
 	t.Helper()
-	cp := cluster.Start(t, cluster.Options{})
+	l := lab.New(t, labNodes)
+	cp := cluster.Start(t, cluster.Options{NetNS: l.Client(), BindAddress: l.ClientIP().String()})
 	applyRBAC(t, cp.Client)
-	return &env{cp: cp, client: cp.Client, pools: pools}
+	return &env{l: l, cp: cp, client: cp.Client, pools: pools}
 }
 
 // startAgents starts the three voters; extra, when set, adds flags to agent i.
 func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
 	t.Helper()
-	bin := agents.Binary(t)
 	cp := e.cp
 	dir := t.TempDir()
-	const n = 3
-	raftPorts, statusPorts := make([]int, n), make([]int, n)
 	var peers []string
 	transport := []string{"--insecure-transport"}
 	if e.tls {
 		transport = []string{"--tls-ca-cert=" + cp.CACertFile, "--tls-ca-key=" + cp.CAKeyFile}
 	}
-	for i := range n {
-		raftPorts[i], statusPorts[i] = freePort(t), freePort(t)
-		peers = append(peers, fmt.Sprintf("--peer=node%d=127.0.0.1:%d", i, raftPorts[i]))
+	for i := range voters {
+		peers = append(peers, fmt.Sprintf("--peer=node%d=%s", i, e.raftAddr(i)))
 	}
-	for i := range n {
-		a := &agent{
-			name:      fmt.Sprintf("node%d", i),
-			statusURL: fmt.Sprintf("http://127.0.0.1:%d", statusPorts[i]),
-			logPath:   filepath.Join(dir, fmt.Sprintf("node%d.log", i)),
-		}
-		a.args = append([]string{bin, "agent",
-			"--node-name=" + a.name, "--advertise-address=127.0.0.1",
-			"--raft-port=" + strconv.Itoa(raftPorts[i]),
-			"--status-address=" + strings.TrimPrefix(a.statusURL, "http://"),
-			"--data-dir=" + filepath.Join(dir, a.name), "--admin-socket=" + filepath.Join(dir, a.name+".sock"),
-			"--apiserver-health-url=",
-			"--kubeconfig=" + cp.RaftvipKubeconfig,
-			"--log-format=json",
-		}, append(transport, peers...)...)
+	for i := range voters {
+		a := e.newAgent(t, fmt.Sprintf("node%d", i), i, dir)
+		a.args = append(a.args, "--kubeconfig="+cp.RaftvipKubeconfig)
+		a.args = append(a.args, append(transport, peers...)...)
 		for _, p := range e.pools {
 			a.args = append(a.args, "--pool="+p)
 		}
@@ -139,14 +138,23 @@ func (e *env) startAgents(t testing.TB, extra func(i int) []string) {
 	})
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// raftAddr is the Raft address of the agent on lab node i.
+func (e *env) raftAddr(i int) string {
+	return net.JoinHostPort(e.l.NodeIP(i).String(), strconv.Itoa(agents.RaftPort))
+}
+
+// newAgent is the agent on lab node i with the flags every agent shares: the node's
+// eth0 to announce on, its own address for Raft, files under dir.
+func (e *env) newAgent(t testing.TB, name string, i int, dir string) *agent {
+	a := &agent{name: name, ns: e.l.Node(i), raftAddr: e.raftAddr(i), dial: e.l.Dialer(e.l.Node(i)),
+		logPath: filepath.Join(dir, name+".log")}
+	a.args = []string{agents.Binary(t), "agent",
+		"--node-name=" + name, "--interface=" + lab.Iface, "--advertise-address=" + e.l.NodeIP(i).String(),
+		"--raft-port=" + strconv.Itoa(agents.RaftPort), fmt.Sprintf("--status-address=127.0.0.1:%d", agents.StatusPort),
+		"--data-dir=" + filepath.Join(dir, name), "--admin-socket=" + filepath.Join(dir, name+".sock"),
+		"--apiserver-health-url=", "--log-format=json",
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return a
 }
 
 // applyRBAC creates every object in docs/rbac.yaml, so the agents run with exactly
@@ -207,7 +215,7 @@ func (a *agent) start(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(a.args[0], a.args[1:]...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", a.ns}, a.args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -269,17 +277,19 @@ func (a *agent) getJSON(ctx context.Context, path string, v any) error {
 func (a *agent) get(ctx context.Context, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.statusURL+path, nil)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", agents.StatusPort, path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	c := &http.Client{Transport: &http.Transport{DialContext: a.dial, DisableKeepAlives: true}}
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s%s: %s", a.statusURL, path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", a.name, path, resp.Status)
 	}
 	return io.ReadAll(resp.Body)
 }

@@ -6,13 +6,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,9 +50,9 @@ func TestWorkerCertificateThroughCSR(t *testing.T) {
 	leader := e.leader(t)
 	applyWorkerManifest(t, e.cp.Client)
 
-	e.cp.CreateNode(t, "w1", "127.0.0.1")
+	e.cp.CreateNode(t, "w1", e.l.NodeIP(voters).String())
 	started := time.Now()
-	worker := e.startWorker(t, "w1", e.cp.TokenKubeconfig(t, workerToken(t, e, "w1")))
+	worker := e.startWorker(t, "w1", voters, e.cp.TokenKubeconfig(t, workerToken(t, e, "w1")))
 	var st daemon.RaftStatus
 	poll(t, "the worker to join as a nonvoter with a CSR certificate", func() bool {
 		if err := worker.getJSON(context.Background(), "/raft/status", &st); err != nil {
@@ -89,7 +86,7 @@ func TestWorkerCertificateThroughCSR(t *testing.T) {
 		t.Fatalf("CSR for a missing Node: %v", err)
 	}
 	// w1's token asking for another node's name is denied.
-	e.cp.CreateNode(t, "w2", "127.0.0.1")
+	e.cp.CreateNode(t, "w2", e.l.NodeIP(voters+1).String())
 	w1 := workerClient(t, e, "w1")
 	if _, err := requestFor(t, w1, "w2"); !errors.Is(err, watchers.ErrCSRDenied) || !strings.Contains(err.Error(), `bound to node "w1"`) {
 		t.Fatalf("CSR for another node's name: %v", err)
@@ -109,7 +106,7 @@ func TestWorkerCertificateThroughCSR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := voteAsWorker(t, cert, e.cp.CACertFile, leader, before.Term); errs["RequestVote"] == nil || errs["TimeoutNow"] == nil {
+	if errs := voteAsWorker(t, e, cert, leader, before.Term); errs["RequestVote"] == nil || errs["TimeoutNow"] == nil {
 		t.Fatalf("the leader answered a worker's Raft RPCs: %v", errs)
 	}
 	time.Sleep(2 * time.Second)
@@ -228,18 +225,13 @@ func requestFor(t testing.TB, c kubernetes.Interface, name string) (tls.Certific
 	return workercert.Certificate(pemCert, key, name)
 }
 
-// startWorker starts a --tls-csr worker that joins through every voter.
-func (e *env) startWorker(t *testing.T, name, kubeconfig string) *agent {
+// startWorker starts a --tls-csr worker on lab node i that joins through every voter.
+func (e *env) startWorker(t *testing.T, name string, i int, kubeconfig string) *agent {
 	t.Helper()
-	dir := t.TempDir()
-	status := freePort(t)
-	a := &agent{name: name, statusURL: fmt.Sprintf("http://127.0.0.1:%d", status), logPath: filepath.Join(dir, name+".log")}
-	a.args = []string{agents.Binary(t), "agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
-		"--raft-port=" + strconv.Itoa(freePort(t)), "--status-address=" + strings.TrimPrefix(a.statusURL, "http://"),
-		"--data-dir=" + filepath.Join(dir, "data"), "--admin-socket=" + filepath.Join(dir, "admin.sock"),
-		"--tls-csr", "--tls-ca-cert=" + e.cp.CACertFile, "--kubeconfig=" + kubeconfig, "--log-format=json"}
+	a := e.newAgent(t, name, i, t.TempDir())
+	a.args = append(a.args, "--tls-csr", "--tls-ca-cert="+e.cp.CACertFile, "--kubeconfig="+kubeconfig)
 	for _, v := range e.agents {
-		a.args = append(a.args, "--join="+raftAddr(t, v))
+		a.args = append(a.args, "--join="+v.raftAddr)
 	}
 	a.start(t)
 	t.Cleanup(func() {
@@ -249,18 +241,6 @@ func (e *env) startWorker(t *testing.T, name, kubeconfig string) *agent {
 		}
 	})
 	return a
-}
-
-// raftAddr is an agent's Raft address, from its --raft-port.
-func raftAddr(t *testing.T, a *agent) string {
-	t.Helper()
-	for _, arg := range a.args {
-		if p, ok := strings.CutPrefix(arg, "--raft-port="); ok {
-			return "127.0.0.1:" + p
-		}
-	}
-	t.Fatalf("%s has no --raft-port", a.name)
-	return ""
 }
 
 // memberSuffrage is id's suffrage in a's configuration, "" when not a member.
@@ -323,15 +303,24 @@ func workerLeaf(csr certificatesv1.CertificateSigningRequest) (*x509.Certificate
 const connRaft = 'R'
 
 // workerStream dials a peer's Raft port the way a raftvip node does, with a
-// worker's certificate: the attacker's side of hashicorp/raft's transport.
+// worker's certificate, from a worker's lab node: the attacker's side of
+// hashicorp/raft's transport.
 type workerStream struct {
 	net.Listener
-	cfg *tls.Config
+	cfg  *tls.Config
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (s *workerStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(addr), s.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	raw, err := s.dial(ctx, "tcp", string(addr))
 	if err != nil {
+		return nil, err
+	}
+	c := tls.Client(raw, s.cfg)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
 		return nil, err
 	}
 	if _, err := c.Write([]byte{connRaft}); err != nil {
@@ -344,9 +333,9 @@ func (s *workerStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net
 // voteAsWorker sends the leader a RequestVote with leadership transfer in a
 // higher term and a TimeoutNow, claiming the certificate's own name, and returns
 // the error each got.
-func voteAsWorker(t *testing.T, cert tls.Certificate, caFile string, leader *agent, term uint64) map[string]error {
+func voteAsWorker(t *testing.T, e *env, cert tls.Certificate, leader *agent, term uint64) map[string]error {
 	t.Helper()
-	pool, err := raftstore.LoadCAPool(caFile)
+	pool, err := raftstore.LoadCAPool(e.cp.CACertFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,10 +343,10 @@ func voteAsWorker(t *testing.T, cert tls.Certificate, caFile string, leader *age
 	if err != nil {
 		t.Fatal(err)
 	}
-	trans := raft.NewNetworkTransport(&workerStream{Listener: ln, cfg: raftstore.MutualTLSConfig(cert, pool)}, 1, 2*time.Second, io.Discard)
+	trans := raft.NewNetworkTransport(&workerStream{Listener: ln, cfg: raftstore.MutualTLSConfig(cert, pool), dial: e.l.Dialer(e.l.Node(labNodes - 1))}, 1, 2*time.Second, io.Discard)
 	defer trans.Close()
 	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(cert.Leaf.Subject.CommonName), Addr: []byte(ln.Addr().String())}
-	id, addr := raft.ServerID(leader.name), raft.ServerAddress(raftAddr(t, leader))
+	id, addr := raft.ServerID(leader.name), raft.ServerAddress(leader.raftAddr)
 	return map[string]error{
 		"RequestVote": trans.RequestVote(id, addr, &raft.RequestVoteRequest{
 			RPCHeader: hdr, Term: term + 10, LastLogIndex: 1 << 40, LastLogTerm: term + 10, LeadershipTransfer: true,
@@ -376,7 +365,7 @@ func BenchmarkWorkerCSR(b *testing.B) {
 	e.startAgents(b, nil)
 	e.leader(b)
 	applyWorkerManifest(b, e.cp.Client)
-	e.cp.CreateNode(b, "w1", "127.0.0.1")
+	e.cp.CreateNode(b, "w1", e.l.NodeIP(voters).String())
 	c := workerClient(b, e, "w1")
 	var total time.Duration
 	n := 0

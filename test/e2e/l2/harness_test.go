@@ -390,14 +390,15 @@ func wantL2Statuses(st raftstore.State, ingress map[string][]netip.Addr) []strin
 func (e *env) checkL2Statuses(tb testing.TB, ingress map[string][]netip.Addr) {
 	tb.Helper()
 	lab.Eventually(tb, waitLong, "ServiceL2Status objects matching the owners", func() error {
-		want := wantL2Statuses(e.state(tb), ingress)
+		st := e.state(tb)
+		want := wantL2Statuses(st, ingress)
 		var got []string
 		for _, u := range e.l2Statuses(tb) {
 			node, _, _ := unstructured.NestedString(u.Object, "status", "node")
 			ns, _, _ := unstructured.NestedString(u.Object, "status", "serviceNamespace")
 			name, _, _ := unstructured.NestedString(u.Object, "status", "serviceName")
 			vips, _, _ := unstructured.NestedStringSlice(u.Object, "status", "vips")
-			iface, _, _ := unstructured.NestedString(u.Object, "status", "interface")
+			ifaces, _, _ := unstructured.NestedSlice(u.Object, "status", "interfaces")
 			got = append(got, fmt.Sprintf("%s %s/%s %s", node, ns, name, strings.Join(vips, ",")))
 			if !strings.HasPrefix(u.GetName(), node+"-") {
 				return fmt.Errorf("object %s of node %s not named after it", u.GetName(), node)
@@ -405,8 +406,8 @@ func (e *env) checkL2Statuses(tb testing.TB, ingress map[string][]netip.Addr) {
 			if l := u.GetLabels(); l[watchers.LabelNode] != node || l[watchers.LabelService] != ns+"."+name {
 				return fmt.Errorf("object %s labels %v", u.GetName(), l)
 			}
-			if iface != lab.Iface {
-				return fmt.Errorf("object %s interface %q", u.GetName(), iface)
+			if want := fmt.Sprint([]any{map[string]any{"name": reportedIface(st, node)}}); fmt.Sprint(ifaces) != want {
+				return fmt.Errorf("object %s interfaces %v, want %s", u.GetName(), ifaces, want)
 			}
 			refs := u.GetOwnerReferences()
 			if len(refs) != 1 || refs[0].Kind != "Pod" || refs[0].Name != "raftvip-"+node || refs[0].UID != e.pods[node] {
@@ -419,6 +420,17 @@ func (e *env) checkL2Statuses(tb testing.TB, ingress map[string][]netip.Addr) {
 		}
 		return nil
 	})
+}
+
+// reportedIface is the --interface node reported (lab.Iface for every agent the
+// harness starts with the default flags).
+func reportedIface(st raftstore.State, node string) string {
+	for _, l := range st.Nodes[node].Interfaces {
+		if l.Default {
+			return l.Name
+		}
+	}
+	return lab.Iface
 }
 
 // tail is the last n lines of a log that are not DEBUG.
