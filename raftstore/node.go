@@ -444,10 +444,13 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 			}
 		}
 		err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
-		if errors.Is(err, raft.ErrCantBootstrap) && len(cfg.Peers) > 1 && r.LastIndex() > 0 {
+		if errors.Is(err, raft.ErrCantBootstrap) && len(cfg.Peers) > 1 {
 			// Peers started together: one that bootstrapped first already leads and
-			// replicated the same configuration here the moment raft listened.
-			n.logger.Info("a peer replicated the cluster here before this node bootstrapped; following it", "last_index", r.LastIndex())
+			// reached this node the moment raft listened. This dir held no state when
+			// start looked, so whatever raft holds now came from that peer: its first
+			// AppendEntries may have stored only its term (the log follows on the
+			// retry), so the last index can still be 0.
+			n.logger.Info("a peer reached this node before it bootstrapped; following it", "last_index", r.LastIndex())
 			return nil
 		}
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/raftvip/raftvip/test/lab"
 	"github.com/vishvananda/netns"
 )
@@ -166,11 +167,10 @@ func TestFenceLeftoverTablesReplacedAndRemoved(t *testing.T) {
 	}
 }
 
-// ruleset describes node 0's nftables tables named FenceTable and their set
-// elements, read through the library rather than the nft tool.
-func ruleset(t *testing.T, l *lab.Lab) string {
+// eachFenceElement calls fn for every table named FenceTable in node 0 and for
+// every element of its sets, read through the library rather than the nft tool.
+func eachFenceElement(t *testing.T, l *lab.Lab, table func(tb *nftables.Table), fn func(set string, e nftables.SetElement)) {
 	t.Helper()
-	var b strings.Builder
 	inNS(t, l, l.Node(0), func() error {
 		ns, err := netns.Get()
 		if err != nil {
@@ -190,7 +190,7 @@ func ruleset(t *testing.T, l *lab.Lab) string {
 			if tb.Name != FenceTable {
 				continue
 			}
-			fmt.Fprintf(&b, "table %d %s\n", tb.Family, tb.Name)
+			table(tb)
 			sets, err := f.conn.GetSets(tb)
 			if err != nil {
 				return err
@@ -201,13 +201,24 @@ func ruleset(t *testing.T, l *lab.Lab) string {
 					return err
 				}
 				for _, e := range els {
-					a, _ := netip.AddrFromSlice(e.Key)
-					fmt.Fprintf(&b, "  %s %s\n", s.Name, a)
+					fn(s.Name, e)
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// ruleset describes node 0's nftables tables named FenceTable and their set
+// elements.
+func ruleset(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	var b strings.Builder
+	eachFenceElement(t, l, func(tb *nftables.Table) { fmt.Fprintf(&b, "table %d %s\n", tb.Family, tb.Name) },
+		func(set string, e nftables.SetElement) {
+			a, _ := netip.AddrFromSlice(e.Key)
+			fmt.Fprintf(&b, "  %s %s\n", set, a)
+		})
 	return b.String()
 }
 

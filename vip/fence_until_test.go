@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+
 	"github.com/raftvip/raftvip/test/lab"
-	"github.com/vishvananda/netns"
 )
 
 // liveTimeouts is the timeout the kernel holds for each element of node 0's
@@ -14,44 +15,11 @@ import (
 func liveTimeouts(t *testing.T, l *lab.Lab) map[netip.Addr]time.Duration {
 	t.Helper()
 	out := map[netip.Addr]time.Duration{}
-	inNS(t, l, l.Node(0), func() error {
-		ns, err := netns.Get()
-		if err != nil {
-			return err
+	eachFenceElement(t, l, func(*nftables.Table) {}, func(set string, e nftables.SetElement) {
+		if set == "live4" || set == "live6" {
+			a, _ := netip.AddrFromSlice(e.Key)
+			out[a] = e.Timeout
 		}
-		defer ns.Close()
-		f, err := NewFenceAt(ns)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		tables, err := f.conn.ListTables()
-		if err != nil {
-			return err
-		}
-		for _, tb := range tables {
-			if tb.Name != FenceTable {
-				continue
-			}
-			sets, err := f.conn.GetSets(tb)
-			if err != nil {
-				return err
-			}
-			for _, s := range sets {
-				if s.Name != "live4" && s.Name != "live6" {
-					continue
-				}
-				els, err := f.conn.GetSetElements(s)
-				if err != nil {
-					return err
-				}
-				for _, e := range els {
-					a, _ := netip.AddrFromSlice(e.Key)
-					out[a] = e.Timeout
-				}
-			}
-		}
-		return nil
 	})
 	return out
 }

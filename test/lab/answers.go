@@ -8,8 +8,8 @@ import (
 )
 
 var (
-	arpRequest = regexp.MustCompile(`^(\S+) \S+ > \S+, .*Request who-has (\S+) tell (\S+),`)
-	arpAnswer  = regexp.MustCompile(`^(\S+) \S+ > \S+, .*Reply (\S+) is-at (\S+),`)
+	arpRequest = regexp.MustCompile(`^(\S+) (\S+) > \S+, .*Request who-has (\S+) tell (\S+),`)
+	arpAnswer  = regexp.MustCompile(`^(\S+) \S+ > (\S+), .*Reply (\S+) is-at (\S+),`)
 )
 
 // Answers is what a capture shows about the client's ARP requests for one
@@ -31,28 +31,33 @@ type Reply struct {
 
 // ARPAnswers reads `tcpdump -e` lines (Capture) for the requests that client
 // sent for ip and the replies to them; a reply belongs to the latest request
-// before it. Gratuitous ARPs are not answers to anybody and do not count.
+// before it. Gratuitous ARPs are not answers to anybody and do not count: a
+// gratuitous request asks nothing, and a gratuitous reply goes to broadcast, not
+// to the client's MAC (a new owner's gratuitous reply right after the old
+// owner's last answer is a clean handover, not a double answer).
 func ARPAnswers(lines []string, ip, client netip.Addr) Answers {
 	var a Answers
 	v, c := ip.String(), client.String()
 	var macs map[string]bool
+	var clientMAC string
 	flush := func() {
 		if len(macs) > 1 {
 			a.Double = append(a.Double, a.Requests-1)
 		}
 	}
 	for _, ln := range lines {
-		if m := arpRequest.FindStringSubmatch(ln); m != nil && m[2] == v && m[3] == c {
+		if m := arpRequest.FindStringSubmatch(ln); m != nil && m[3] == v && m[4] == c {
 			flush()
+			clientMAC = strings.ToLower(m[2])
 			a.Requests++
 			macs = map[string]bool{}
 			continue
 		}
 		m := arpAnswer.FindStringSubmatch(ln)
-		if m == nil || m[2] != v {
+		if m == nil || m[3] != v || strings.ToLower(m[2]) != clientMAC {
 			continue
 		}
-		mac := strings.ToLower(m[3])
+		mac := strings.ToLower(m[4])
 		at, _ := time.Parse("15:04:05.000000", m[1])
 		a.Replies = append(a.Replies, Reply{At: at, MAC: mac})
 		if macs != nil {
@@ -72,4 +77,17 @@ func (a Answers) Switch() (last, first Reply, ok bool) {
 		}
 	}
 	return Reply{}, Reply{}, false
+}
+
+// Mentions is the lines of a capture that name ip, for a failure message that
+// must show what the wire carried.
+func Mentions(lines []string, ip netip.Addr) []string {
+	v := ip.String() + " "
+	var out []string
+	for _, ln := range lines {
+		if strings.Contains(ln, v) || strings.Contains(ln, ip.String()+",") {
+			out = append(out, ln)
+		}
+	}
+	return out
 }

@@ -12,6 +12,8 @@ func TestARPAnswers(t *testing.T) {
 		req   = " 02:72:76:00:00:50 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 198.51.100.100 tell 198.51.100.50, length 28"
 		other = " 02:72:76:00:00:50 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 198.51.100.101 tell 198.51.100.50, length 28"
 		grat  = " 02:72:76:00:00:12 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 198.51.100.100 tell 198.51.100.100, length 28"
+		// the announcer's second gratuitous frame: a reply to broadcast
+		gratReply = " 02:72:76:00:00:12 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Reply 198.51.100.100 is-at 02:72:76:00:00:12, length 28"
 	)
 	reply := func(mac string) string {
 		return " " + mac + " > 02:72:76:00:00:50, ethertype ARP (0x0806), length 42: Reply 198.51.100.100 is-at " + mac + ", length 28"
@@ -20,6 +22,7 @@ func TestARPAnswers(t *testing.T) {
 	lines := []string{
 		"12:00:00.000000" + req,
 		"12:00:00.001000" + reply(a),
+		"12:00:00.001500" + gratReply, // not an answer: broadcast, not to the client
 		"12:00:00.020000" + req,
 		"12:00:00.021000" + reply(a),
 		"12:00:00.021500" + grat,
@@ -54,5 +57,18 @@ func TestARPAnswers(t *testing.T) {
 	}
 	if _, _, ok := clean.Switch(); ok {
 		t.Error("a capture with one MAC has no switch")
+	}
+}
+
+func TestMentions(t *testing.T) {
+	lines := []string{
+		"a Request who-has 198.51.100.100 tell 198.51.100.50, length 28",
+		"b Request who-has 198.51.100.10 tell 198.51.100.50, length 28",
+		"c Reply 198.51.100.100 is-at 02:72:76:00:00:11, length 28",
+		"d Request who-has 198.51.100.1000 tell 198.51.100.50, length 28",
+	}
+	got := Mentions(lines, netip.MustParseAddr("198.51.100.10"))
+	if want := []string{lines[1]}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Mentions = %q, want %q (not .100, a longer address)", got, want)
 	}
 }

@@ -202,7 +202,7 @@ func TestPlannedMoves(t *testing.T) {
 		lines := capture.Stop()
 		ans := lab.ARPAnswers(lines, v, client)
 		if len(ans.Double) > 0 {
-			t.Errorf("%d of %d ARP requests for %s answered by two MACs", len(ans.Double), ans.Requests, v)
+			t.Errorf("%d of %d ARP requests for %s answered by two MACs; capture:\n%s", len(ans.Double), ans.Requests, v, strings.Join(lab.Mentions(lines, v), "\n"))
 		}
 		if _, err := lab.SingleSpeaker(lab.Claims(lines, v)); err != nil {
 			t.Error(err)
@@ -258,7 +258,7 @@ func TestPlannedMoves(t *testing.T) {
 		}
 		ans := lab.ARPAnswers(lines, v, client)
 		if len(ans.Double) > 0 {
-			t.Errorf("%d of %d ARP requests for %s answered by two MACs", len(ans.Double), ans.Requests, v)
+			t.Errorf("%d of %d ARP requests for %s answered by two MACs; capture:\n%s", len(ans.Double), ans.Requests, v, strings.Join(lab.Mentions(lines, v), "\n"))
 		}
 		if _, err := lab.SingleSpeaker(lab.Claims(lines, v)); err != nil {
 			t.Error(err)
