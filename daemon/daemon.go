@@ -223,6 +223,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 			log.Info("this voter signs no worker certificates (--tls-csr workers) without --tls-ca-key")
 		}
 	}
+	start("report-refresh", d.reportRefreshLoop)
 	if cfg.IsVoter {
 		start("leader", d.leaderLoop)
 	}

@@ -25,9 +25,6 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 	}
 	var tr healthTracker
 	dirty := true
-	// A new leader learns this node's features only from its reports
-	// (raftstore/versions.go), so every leader change sends one.
-	var lastLeader string
 	tick := time.NewTicker(d.cfg.APIServerHealthInterval)
 	defer tick.Stop()
 	for {
@@ -47,9 +44,6 @@ func (d *Daemon) healthLoop(ctx context.Context) {
 				d.m.apiHealthy.Set(0)
 				d.log.Warn("local kube-apiserver is unhealthy", "url", d.cfg.APIServerHealthURL, "err", err)
 			}
-		}
-		if id, _ := d.node.Leader(); id != lastLeader {
-			lastLeader, dirty = id, true
 		}
 		if dirty && tr.known {
 			dirty = !d.report()
