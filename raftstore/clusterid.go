@@ -183,24 +183,31 @@ func (n *Node) recordClusterID(id string) {
 	n.logger.Info("cluster id recorded in the data dir", "cluster_id", id, "data_dir", r.dir)
 }
 
-// CommitClusterID makes the leader commit the ID its data dir holds when the
-// replicated state has none yet: the first leader of a freshly bootstrapped
-// cluster. It does nothing on a state that has an ID, on a data dir without one
-// (a cluster bootstrapped before clusters had IDs keeps running without), and
-// on followers. Call it only after Barrier, so the state read is complete.
+// CommitClusterID makes the leader commit an ID when the replicated state has
+// none yet, once every voter can apply set_cluster_id (versions.go): the one its
+// data dir holds (the first leader of a freshly bootstrapped cluster), or a
+// random one when the dir holds none either (a cluster bootstrapped before
+// clusters had IDs, after its last voter was upgraded). Every node then records
+// the committed ID in its data dir. It does nothing on a state that has an ID
+// and on followers. Call it only after Barrier, so the state read is complete.
 func (n *Node) CommitClusterID(timeout time.Duration) error {
 	if !n.IsLeader() || n.fsm.clusterID() != "" {
+		return nil
+	}
+	if gated, _ := n.Gated(TypeClusterID.String()); gated {
+		// Retried on every leader pass: the gate opens with the last voter's report.
 		return nil
 	}
 	n.idRecord.mu.Lock()
 	id := n.idRecord.id
 	n.idRecord.mu.Unlock()
 	if id == "" {
-		return nil
-	}
-	if gated, _ := n.Gated(TypeClusterID.String()); gated {
-		// Retried on every leader pass: the gate opens with the last voter's report.
-		return nil
+		fresh, err := newClusterID()
+		if err != nil {
+			return err
+		}
+		id = fresh
+		n.logger.Info("this cluster was bootstrapped before clusters had IDs: giving it one", "cluster_id", id)
 	}
 	if err := n.Apply(SetClusterID{ID: id}, timeout); err != nil {
 		return err

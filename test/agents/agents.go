@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,13 +85,18 @@ type LabOptions struct {
 	Workers []int
 	// PerNode adds flags for node i's agent only (after Extra, so they win).
 	PerNode func(i int) []string
+	// Bin is the binary to start, when not the one under test (Release).
+	Bin string
 }
 
 // StartLab starts one agent per lab node, voters unless listed in Workers, with the
 // lab's eth0 as --interface and its own node address for Raft.
 func StartLab(t lab.TB, l *lab.Lab, o LabOptions) []*Agent {
 	t.Helper()
-	bin := Binary(t)
+	bin := o.Bin
+	if bin == "" {
+		bin = Binary(t)
+	}
 	var peers []string
 	join := ""
 	for i := range l.Nodes() {
@@ -150,8 +157,23 @@ func (a *Agent) State(ctx context.Context) (raftstore.State, error) {
 	return st, a.get(ctx, "/state", &st)
 }
 
+// Metrics reads the text of /metrics from inside the lab node's namespace.
+func (a *Agent) Metrics(ctx context.Context) (string, error) {
+	var b strings.Builder
+	err := a.fetch(ctx, "/metrics", func(r io.Reader) error {
+		_, err := io.Copy(&b, r)
+		return err
+	})
+	return b.String(), err
+}
+
 // get decodes the JSON at path of the agent's status server into v.
 func (a *Agent) get(ctx context.Context, path string, v any) error {
+	return a.fetch(ctx, path, func(r io.Reader) error { return json.NewDecoder(r).Decode(v) })
+}
+
+// fetch hands the body of path on the agent's status server to read.
+func (a *Agent) fetch(ctx context.Context, path string, read func(io.Reader) error) error {
 	c := &http.Client{Transport: &http.Transport{DialContext: a.lab.Dialer(a.NS)}, Timeout: time.Second}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", StatusPort, path), nil)
 	if err != nil {
@@ -165,7 +187,7 @@ func (a *Agent) get(ctx context.Context, path string, v any) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s on %s: %s", path, a.Name, resp.Status)
 	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return read(resp.Body)
 }
 
 // Leader waits until every agent not in skip agrees on one leader and returns it.
