@@ -184,7 +184,7 @@ func (n *Node) recordClusterID(id string) {
 }
 
 // CommitClusterID makes the leader commit an ID when the replicated state has
-// none yet, once every voter can apply set_cluster_id (versions.go): the one its
+// none yet, once every member can apply set_cluster_id (versions.go): the one its
 // data dir holds (the first leader of a freshly bootstrapped cluster), or a
 // random one when the dir holds none either (a cluster bootstrapped before
 // clusters had IDs, after its last voter was upgraded). Every node then records

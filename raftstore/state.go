@@ -66,7 +66,7 @@ type NodeInfo struct {
 	// nil from a node that does not report it.
 	LBClass *string `json:"lb_class,omitempty"`
 	// Commands lists the features the node can apply (Supported), so the leader
-	// writes a new command type or field only once every voter can apply it
+	// writes a new command type or field only once every member can apply it
 	// (versions.go). Nil from a node of the release before the reports.
 	Commands []string `json:"commands,omitempty"`
 	// Interfaces is the link state of every interface the node can put VIPs on:

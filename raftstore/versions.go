@@ -10,12 +10,14 @@ import (
 
 // A rolling upgrade runs nodes of two releases side by side. A node that meets
 // a log entry it cannot decode halts (halt.go) instead of diverging, so the
-// leader must never write what one of the voters cannot decode: every node
+// leader must never write what one of the members cannot decode: every node
 // reports the features it can apply (NodeInfo.Commands, and the Commands of
 // every forwarded request, which old leaders ignore), and the leader uses a new
-// command type or field only once every voter reports it. A voter that reports
-// nothing runs a release from before the reports and supports exactly
-// BaselineFeatures.
+// command type or field only once every member reports it. Members, not only
+// voters: a worker applies the same log and announces from it, and a worker
+// that halted would keep its VIPs assigned while it announces none. A member
+// that reports nothing runs a release from before the reports and supports
+// exactly BaselineFeatures.
 
 // FeatureNodeCommands is the NodeInfo.Commands field itself: the release before
 // it decodes node reports strictly and rejects a report that carries it.
@@ -62,13 +64,13 @@ func requiredFeatures(c Command) []string {
 	return out
 }
 
-// featureGate is the gate's pure decision: which voters cannot apply feature.
-// known holds what each node reported; a voter absent from it (or with an empty
+// featureGate is the gate's pure decision: which members cannot apply feature.
+// known holds what each node reported; a member absent from it (or with an empty
 // report) counts as BaselineFeatures. An empty result means the leader may use
 // the feature.
-func featureGate(feature string, voters []string, known map[string][]string) []string {
+func featureGate(feature string, members []string, known map[string][]string) []string {
 	var missing []string
-	for _, v := range voters {
+	for _, v := range members {
 		have := known[v]
 		if len(have) == 0 {
 			have = BaselineFeatures()
@@ -116,51 +118,49 @@ func (c *capabilities) known(committed map[string][]string, self string) map[str
 	return out
 }
 
-// ErrFeatureGated refuses a command that some voter could not apply yet.
-var ErrFeatureGated = errors.New("not every voter can apply it yet")
+// ErrFeatureGated refuses a command that some member could not apply yet.
+var ErrFeatureGated = errors.New("not every member can apply it yet")
 
-// Gated reports whether the leader must not use feature yet, and which voters
+// Gated reports whether the leader must not use feature yet, and which members
 // lack it; a follower answers for its own view of the reports.
 func (n *Node) Gated(feature string) (bool, []string) {
-	missing := featureGate(feature, n.voterIDs(), n.caps.known(n.fsm.nodeCommands(), n.id))
+	missing := featureGate(feature, n.memberIDs(), n.caps.known(n.fsm.nodeCommands(), n.id))
 	return len(missing) > 0, missing
 }
 
-// gate makes c safe to write: it drops the NodeInfo fields some voter cannot
+// gate makes c safe to write: it drops the NodeInfo fields some member cannot
 // decode (the leader then works from InterfaceUp alone, as v0.1.0 did), and
-// refuses a command type some voter cannot apply.
+// refuses a command type some member cannot apply.
 func (n *Node) gate(c Command) (Command, error) {
-	voters := n.voterIDs()
+	members := n.memberIDs()
 	known := n.caps.known(n.fsm.nodeCommands(), n.id)
-	if r, ok := c.(ReportNode); ok && r.Node.Commands != nil && len(featureGate(FeatureNodeCommands, voters, known)) > 0 {
+	if r, ok := c.(ReportNode); ok && r.Node.Commands != nil && len(featureGate(FeatureNodeCommands, members, known)) > 0 {
 		r.Node.Commands = nil
 		c = r
 	}
-	if r, ok := c.(ReportNode); ok && r.Node.Interfaces != nil && len(featureGate(FeatureNodeInterfaces, voters, known)) > 0 {
+	if r, ok := c.(ReportNode); ok && r.Node.Interfaces != nil && len(featureGate(FeatureNodeInterfaces, members, known)) > 0 {
 		r.Node.Interfaces = nil
 		c = r
 	}
 	for _, f := range requiredFeatures(c) {
-		if missing := featureGate(f, voters, known); len(missing) > 0 {
-			return nil, fmt.Errorf("%s needs %s, which voters %v do not report: %w", c.Type(), f, missing, ErrFeatureGated)
+		if missing := featureGate(f, members, known); len(missing) > 0 {
+			return nil, fmt.Errorf("%s needs %s, which members %v do not report: %w", c.Type(), f, missing, ErrFeatureGated)
 		}
 	}
 	return c, nil
 }
 
-// voterIDs lists the voters of the latest configuration; none when it cannot
-// be read, which opens no gate the configuration would keep shut only on a
-// leader that is stopping anyway.
-func (n *Node) voterIDs() []string {
+// memberIDs lists the members (voters and nonvoters) of the latest
+// configuration; none when it cannot be read, which opens no gate the
+// configuration would keep shut only on a leader that is stopping anyway.
+func (n *Node) memberIDs() []string {
 	servers, err := n.Servers()
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, s := range servers {
-		if s.Suffrage == SuffrageVoter {
-			out = append(out, s.ID)
-		}
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.ID
 	}
 	return out
 }

@@ -39,16 +39,16 @@ func TestFeatureGate(t *testing.T) {
 		known   map[string][]string
 		missing []string
 	}{
-		"every voter reports it":       {"set_cluster_id", voters, map[string][]string{"a": all, "b": all, "c": all}, nil},
-		"one voter silent (old)":       {"set_cluster_id", voters, map[string][]string{"a": all, "b": all}, []string{"c"}},
-		"one voter reports empty":      {"set_cluster_id", voters, map[string][]string{"a": all, "b": all, "c": {}}, []string{"c"}},
-		"all silent: baseline type":    {"allocate", voters, nil, nil},
-		"all silent: new type":         {"set_cluster_id", voters, nil, voters},
-		"all silent: new field":        {FeatureNodeCommands, voters, nil, voters},
-		"nonvoter reports ignored":     {"set_cluster_id", []string{"a"}, map[string][]string{"a": all}, nil},
-		"a voter with an older list":   {"set_cluster_id", voters, map[string][]string{"a": all, "b": all, "c": BaselineFeatures()}, []string{"c"}},
-		"a feature nobody knows":       {"unknown(99)", voters, map[string][]string{"a": all, "b": all, "c": all}, voters},
-		"no voters (no configuration)": {"set_cluster_id", nil, nil, nil},
+		"every member reports it":        {"set_cluster_id", voters, map[string][]string{"a": all, "b": all, "c": all}, nil},
+		"one member silent (old)":        {"set_cluster_id", voters, map[string][]string{"a": all, "b": all}, []string{"c"}},
+		"one member reports empty":       {"set_cluster_id", voters, map[string][]string{"a": all, "b": all, "c": {}}, []string{"c"}},
+		"all silent: baseline type":      {"allocate", voters, nil, nil},
+		"all silent: new type":           {"set_cluster_id", voters, nil, voters},
+		"all silent: new field":          {FeatureNodeCommands, voters, nil, voters},
+		"reports of non-members ignored": {"set_cluster_id", []string{"a"}, map[string][]string{"a": all}, nil},
+		"a member with an older list":    {"set_cluster_id", voters, map[string][]string{"a": all, "b": all, "c": BaselineFeatures()}, []string{"c"}},
+		"a feature nobody knows":         {"unknown(99)", voters, map[string][]string{"a": all, "b": all, "c": all}, voters},
+		"no members (no configuration)":  {"set_cluster_id", nil, nil, nil},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
