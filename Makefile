@@ -50,7 +50,7 @@ lint:
 # default time; lab and control-plane benchmarks measure their own trials once.
 bench: deps build k8s-bins
 	$(GO) test -run '^$$' -bench . -timeout 20m ./raftstore/ ./daemon/... ./vip/
-	RAFTVIP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./vip/bgp/ ./test/...
+	RAFTVIP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m . ./vip/bgp/ ./test/...
 
 demo: deps build
 	RAFTVIP_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/demo

@@ -24,7 +24,7 @@ import (
 )
 
 // writeCA writes a fresh CA certificate and key, as kubeadm's pki/ca.{crt,key}.
-func writeCA(t *testing.T, dir string) (certPath, keyPath string) {
+func writeCA(t testing.TB, dir string) (certPath, keyPath string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -57,7 +57,7 @@ func writeCA(t *testing.T, dir string) (certPath, keyPath string) {
 	return certPath, keyPath
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,7 +74,7 @@ type agentProc struct {
 	log    string
 }
 
-func startAgent(t *testing.T, a *agentProc, args []string) {
+func startAgent(t testing.TB, a *agentProc, args []string) {
 	t.Helper()
 	f, err := os.Create(a.log)
 	if err != nil {
@@ -100,7 +100,7 @@ func getStatus(base string) (daemon.RaftStatus, error) {
 }
 
 // waitAgreement polls until every live agent reports the same leader and term.
-func waitAgreement(t *testing.T, agents []*agentProc, exclude string) (leader string, term uint64) {
+func waitAgreement(t testing.TB, agents []*agentProc, exclude string) (leader string, term uint64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var last string
