@@ -363,10 +363,12 @@ func (h *Holder) Close() error {
 	}
 	h.nl.Close()
 	_ = h.ns.Close()
+	h.dropGauge()
 	return err
 }
 
-// updateGauge publishes the held count per family. h.mu must be held.
+// updateGauge publishes the held count of this holder's interface per family
+// (several holders run at once, one per pool interface). h.mu must be held.
 func (h *Holder) updateGauge() {
 	var v4, v6 float64
 	for vip := range h.held {
@@ -376,8 +378,15 @@ func (h *Holder) updateGauge() {
 			v6++
 		}
 	}
-	held.WithLabelValues("ipv4").Set(v4)
-	held.WithLabelValues("ipv6").Set(v6)
+	held.WithLabelValues(h.iface, "ipv4").Set(v4)
+	held.WithLabelValues(h.iface, "ipv6").Set(v6)
+}
+
+// dropGauge removes this holder's series, so a closed holder (its interface
+// left the configuration) leaves no count behind.
+func (h *Holder) dropGauge() {
+	held.DeleteLabelValues(h.iface, "ipv4")
+	held.DeleteLabelValues(h.iface, "ipv6")
 }
 
 // sortedKeys returns the keys of m in address order.

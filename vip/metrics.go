@@ -40,8 +40,8 @@ var (
 		Namespace: "raftvip",
 		Subsystem: "vip",
 		Name:      "held",
-		Help:      "VIP addresses this node currently holds on its interface, by address family.",
-	}, []string{"family"})
+		Help:      "VIP addresses this node currently holds, by interface and address family.",
+	}, []string{"interface", "family"})
 )
 
 // Collectors returns the package's metrics for the daemon to register on its

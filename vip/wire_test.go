@@ -181,7 +181,7 @@ func TestCollectorsRegister(t *testing.T) {
 		}
 	}
 	announcements.WithLabelValues("ipv4").Add(0)
-	held.WithLabelValues("ipv4").Set(0)
+	held.WithLabelValues("eth0", "ipv4").Set(0)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
