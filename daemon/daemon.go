@@ -110,6 +110,9 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		}
 		d.bgp = b
 		defer b.close()
+		if err := removeStaleFences(nil, log); err != nil {
+			log.Warn("bgp mode: could not check for kernel fence tables of an earlier L2 run", "err", err)
+		}
 		d.reg.MustRegister(bgp.Collectors()...)
 		d.reg.MustRegister(b.changes)
 	} else {

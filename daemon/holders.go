@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftvip/raftvip/vip"
+	"github.com/vishvananda/netns"
 )
 
 // openHolders makes a vip.Holder for every interface this node announces on in
@@ -22,6 +23,7 @@ func openHolders(cfg *Parsed, log *slog.Logger) (map[string]*vip.Holder, error) 
 			_ = h.Close()
 		}
 	}
+	var tables []string
 	for _, iface := range announceLinks(cfg.Interface, cfg.Pools) {
 		h, err := openHolder(cfg, iface, log)
 		if err != nil {
@@ -29,8 +31,38 @@ func openHolders(cfg *Parsed, log *slog.Logger) (map[string]*vip.Holder, error) 
 			return nil, err
 		}
 		out[iface] = h
+		tables = append(tables, fenceTable(iface, cfg.Interface))
+	}
+	if err := removeStaleFences(tables, log); err != nil {
+		if len(out) == 0 {
+			// Nothing announced here, so nothing needs nftables: a node without
+			// it still runs, as before there were fences.
+			log.Warn("could not check for kernel fence tables of an earlier run", "err", err)
+			return out, nil
+		}
+		closeAll()
+		return nil, err
 	}
 	return out, nil
+}
+
+// removeStaleFences deletes the fence tables of interfaces this run does not
+// announce on (vip.RemoveStaleFences), keeping tables; it runs before any VIP is
+// held, in both modes (a node moved from L2 to BGP mode keeps no fence).
+func removeStaleFences(tables []string, log *slog.Logger) error {
+	ns, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("kernel fence: this network namespace: %w", err)
+	}
+	defer ns.Close()
+	removed, err := vip.RemoveStaleFences(ns, tables)
+	if err != nil {
+		return fmt.Errorf("kernel fence: remove the tables of interfaces no longer announced on: %w", err)
+	}
+	if len(removed) > 0 {
+		log.Warn("removed kernel fence tables of interfaces this run does not announce on, and the VIP addresses they fenced", "tables", removed)
+	}
+	return nil
 }
 
 // flagFor names where an interface came from, for errors an operator can act on.

@@ -13,6 +13,7 @@ import (
 	"github.com/raftvip/raftvip/test/agents"
 	"github.com/raftvip/raftvip/test/lab"
 	"github.com/raftvip/raftvip/vip"
+	"github.com/vishvananda/netns"
 )
 
 func TestControlPlaneVIPFollowsTheLeader(t *testing.T) {
@@ -187,5 +188,40 @@ func TestVIPTheInterfaceCannotCarryIsRefused(t *testing.T) {
 				t.Fatalf("want one line naming the flag, the VIP, the interface and %q; got:\n%s", tc.want, out)
 			}
 		})
+	}
+}
+
+// TestStaleFenceOfAnotherInterfaceRemovedOnStart: an earlier run announced the
+// control-plane VIP on another interface (its pool interface has changed since)
+// and left that interface's fence table, which keeps the VIP silent on every
+// interface. The agent removes the table at start, so the VIP answers on eth0.
+func TestStaleFenceOfAnotherInterfaceRemovedOnStart(t *testing.T) {
+	l := lab.New(t, 1, lab.WithoutIPv6())
+	v := netip.MustParseAddr(vip4)
+	err := l.RunInNS(l.Node(0), func() error {
+		ns, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		f, err := vip.NewFenceTableAt(ns, vip.FenceTable+"-eth9")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Install(); err != nil {
+			return err
+		}
+		// Fenced, with its lease long over: the kernel drops everything for it.
+		return f.Write([]netip.Addr{v}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := agents.StartLab(t, l, agents.LabOptions{VIPs: []string{vip4}})
+	agents.Leader(t, all, 20*time.Second)
+	lab.Eventually(t, 20*time.Second, "the client reaches the VIP", func() error { return ping(l, v) })
+	if log := all[0].Proc.Log(); !strings.Contains(log, "removed kernel fence tables of interfaces this run does not announce on") || !strings.Contains(log, "raftvip-eth9") {
+		t.Fatalf("the agent did not say it removed the stale fence:\n%s", log)
 	}
 }
