@@ -48,6 +48,9 @@ type Daemon struct {
 	bgp *bgpAdvertiser
 	// certs renews the Raft peer certificate; nil on an insecure transport.
 	certs *raftstore.CertSource
+	// poolsGatedLogged is set, by the leader loop only, once it logged that its
+	// pools wait for the feature gate (syncPools).
+	poolsGatedLogged bool
 
 	mu        sync.Mutex
 	apiHealth *bool // nil until the first check

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/raftvip/raftvip/daemon/handoff"
@@ -239,8 +240,18 @@ func (d *Daemon) syncPools(st raftstore.State) {
 		return
 	}
 	if err := d.node.Apply(raftstore.SetPools{Pools: want}, reportTimeout); err != nil {
+		if errors.Is(err, raftstore.ErrFeatureGated) {
+			// A rolling upgrade: the committed pools stay until the last member
+			// can apply these; logged once per leadership, retried every pass.
+			if !d.poolsGatedLogged {
+				d.poolsGatedLogged = true
+				d.log.Warn("pools from --pool flags wait until every member runs a release that can apply them; the committed pools stay", "err", err)
+			}
+			return
+		}
 		d.log.Error("commit pools", "err", err)
 		return
 	}
+	d.poolsGatedLogged = false
 	d.log.Info("committed pools from this leader's --pool flags", "pools", len(want))
 }

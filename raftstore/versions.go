@@ -27,6 +27,12 @@ const FeatureNodeCommands = "report_node.commands"
 // the same way.
 const FeatureNodeInterfaces = "report_node.interfaces"
 
+// FeaturePoolInterface is the Pool.Interface field of set_pools (a pool's own
+// interface, --pool NAME=RANGES;interface=IFACE): v0.1.0 rejects pools that
+// carry it, so the leader keeps the committed pools until every member can
+// apply it.
+const FeaturePoolInterface = "set_pools.interface"
+
 // BaselineFeatures is what v0.1.0 (commit 4e456fa), the release before feature
 // reports, can apply: command types 1 to 12 with the fields of that release.
 func BaselineFeatures() []string {
@@ -39,7 +45,7 @@ func BaselineFeatures() []string {
 
 // Supported is every feature this binary can apply, sorted: what it reports.
 func Supported() []string {
-	out := append(BaselineFeatures(), TypeClusterID.String(), FeatureNodeCommands, FeatureNodeInterfaces)
+	out := append(BaselineFeatures(), TypeClusterID.String(), FeatureNodeCommands, FeatureNodeInterfaces, FeaturePoolInterface)
 	slices.Sort(out)
 	return out
 }
@@ -56,12 +62,24 @@ func requiredFeatures(c Command) []string {
 		if c.Node.Interfaces != nil {
 			out = append(out, FeatureNodeInterfaces)
 		}
+		if poolsHaveInterface(c.Node.Pools) {
+			out = append(out, FeaturePoolInterface)
+		}
+	case SetPools:
+		if poolsHaveInterface(c.Pools) {
+			out = append(out, FeaturePoolInterface)
+		}
 	case Batch:
 		for _, sub := range c.Commands {
 			out = append(out, requiredFeatures(sub)...)
 		}
 	}
 	return out
+}
+
+// poolsHaveInterface reports whether any pool carries the gated Interface field.
+func poolsHaveInterface(pools []Pool) bool {
+	return slices.ContainsFunc(pools, func(p Pool) bool { return p.Interface != "" })
 }
 
 // featureGate is the gate's pure decision: which members cannot apply feature.
@@ -140,6 +158,17 @@ func (n *Node) gate(c Command) (Command, error) {
 	}
 	if r, ok := c.(ReportNode); ok && r.Node.Interfaces != nil && len(featureGate(FeatureNodeInterfaces, members, known)) > 0 {
 		r.Node.Interfaces = nil
+		c = r
+	}
+	if r, ok := c.(ReportNode); ok && poolsHaveInterface(r.Node.Pools) && len(featureGate(FeaturePoolInterface, members, known)) > 0 {
+		// The report's pools are only compared with the committed ones (drift),
+		// which cannot carry interfaces either while the gate is shut.
+		pools := make([]Pool, len(r.Node.Pools))
+		for i, p := range r.Node.Pools {
+			p.Interface = ""
+			pools[i] = p
+		}
+		r.Node.Pools = pools
 		c = r
 	}
 	for _, f := range requiredFeatures(c) {

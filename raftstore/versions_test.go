@@ -64,12 +64,15 @@ func TestRequiredFeatures(t *testing.T) {
 		c    Command
 		want []string
 	}{
-		"old type":                  {Release{Service: "a/b"}, []string{"release"}},
-		"new type":                  {SetClusterID{ID: "x"}, []string{"set_cluster_id"}},
-		"report without commands":   {ReportNode{Node: NodeInfo{Name: "a"}}, []string{"report_node"}},
-		"report with commands":      {ReportNode{Node: NodeInfo{Name: "a", Commands: Supported()}}, []string{"report_node", FeatureNodeCommands}},
-		"report with interfaces":    {ReportNode{Node: NodeInfo{Name: "a", Interfaces: []LinkState{{Name: "eth0", Up: true}}}}, []string{"report_node", FeatureNodeInterfaces}},
-		"batch needs its commands'": {Batch{Commands: []Command{Release{Service: "a/b"}, SetClusterID{ID: "x"}}}, []string{"batch", "release", "set_cluster_id"}},
+		"old type":                            {Release{Service: "a/b"}, []string{"release"}},
+		"new type":                            {SetClusterID{ID: "x"}, []string{"set_cluster_id"}},
+		"report without commands":             {ReportNode{Node: NodeInfo{Name: "a"}}, []string{"report_node"}},
+		"report with commands":                {ReportNode{Node: NodeInfo{Name: "a", Commands: Supported()}}, []string{"report_node", FeatureNodeCommands}},
+		"report with interfaces":              {ReportNode{Node: NodeInfo{Name: "a", Interfaces: []LinkState{{Name: "eth0", Up: true}}}}, []string{"report_node", FeatureNodeInterfaces}},
+		"pools without interfaces":            {SetPools{Pools: []Pool{{Name: "a", Ranges: []string{"198.51.100.0/28"}}}}, []string{"set_pools"}},
+		"a pool with an interface":            {SetPools{Pools: []Pool{{Name: "a", Ranges: []string{"198.51.100.0/28"}}, {Name: "b", Ranges: []string{"198.51.100.16/28"}, Interface: "vlan20"}}}, []string{"set_pools", FeaturePoolInterface}},
+		"a report of pools with an interface": {ReportNode{Node: NodeInfo{Name: "a", Pools: []Pool{{Name: "b", Interface: "vlan20"}}}}, []string{"report_node", FeaturePoolInterface}},
+		"batch needs its commands'":           {Batch{Commands: []Command{Release{Service: "a/b"}, SetClusterID{ID: "x"}}}, []string{"batch", "release", "set_cluster_id"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -27,6 +27,9 @@ const (
 	previous = "4e456fac4846497788b3a9405fb744a0e25997df"
 	vip4     = "198.51.100.10"
 	pool     = "main=198.51.100.100-198.51.100.120"
+	// newPool is the same pool with its own interface, which only the binary
+	// under test can parse and v0.1.0 cannot apply (a gated field).
+	newPool = pool + ";interface=" + lab.Iface
 	// waitLong is a failure deadline, never an expectation.
 	waitLong = 2 * time.Minute
 )
@@ -61,9 +64,14 @@ func TestRollingUpgradeAndRollback(t *testing.T) {
 		if err := a.Proc.Stop(); err != nil {
 			t.Fatalf("%s: stop %s: %v", s.what, a.Name, err)
 		}
-		bin := old
+		bin, flag := old, "--pool="+pool
 		if s.new {
-			bin = cur
+			bin, flag = cur, "--pool="+newPool
+		}
+		for j, arg := range a.Args {
+			if strings.HasPrefix(arg, "--pool=") {
+				a.Args[j] = flag
+			}
 		}
 		a.Start(bin)
 		running[s.node] = s.new
@@ -79,18 +87,26 @@ func TestRollingUpgradeAndRollback(t *testing.T) {
 					t.Fatalf("%s: %s's report carries fields the previous release rejects: %+v", s.what, name, n)
 				}
 			}
+			for _, p := range st.Pools {
+				if p.Interface != "" {
+					t.Fatalf("%s: pool %s committed with interface %q while a member runs the previous release", s.what, p.Name, p.Interface)
+				}
+			}
 		}
 		checkSilentRejects(t, s.what, all, running)
 		t.Logf("%s: states agree: %d nodes, %d pools", s.what, len(st.Nodes), len(st.Pools))
 	}
 
-	// Every member runs the new binary: the gate opens, the cluster id is
-	// committed and every node's report is sent again with its features and
-	// interfaces.
+	// Every member runs the new binary: the gate opens, the cluster id and the
+	// pool's interface are committed and every node's report is sent again with
+	// its features and interfaces.
 	lab.Eventually(t, waitLong, "cluster id and full reports after the last upgrade", func() error {
 		st := converge(t, all)
 		if st.ClusterID == "" {
 			return fmt.Errorf("no cluster id committed")
+		}
+		if len(st.Pools) != 1 || st.Pools["main"].Interface != lab.Iface {
+			return fmt.Errorf("pools %+v, want main on %s", st.Pools, lab.Iface)
 		}
 		for _, a := range all {
 			n := st.Nodes[a.Name]
