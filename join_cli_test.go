@@ -139,3 +139,53 @@ func TestManifestPodForBootstrapAndJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestPermanentlyRefusedJoinerExits: a node that asks to join under the
+// leader's own name can never be let in until its flags change, so the agent
+// stops with one error naming the refusal instead of asking forever; the
+// cluster is untouched.
+func TestPermanentlyRefusedJoinerExits(t *testing.T) {
+	dir, err := os.MkdirTemp("", "rv-refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	caCert, caKey := writeCA(t, dir)
+	cp1Raft := freePort(t)
+	args := func(name, data string, raftPort int, extra ...string) []string {
+		return append([]string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
+			fmt.Sprintf("--raft-port=%d", raftPort), fmt.Sprintf("--status-address=127.0.0.1:%d", freePort(t)),
+			"--data-dir=" + filepath.Join(dir, data), "--admin-socket=" + filepath.Join(dir, data+".sock"), "--apiserver-health-url=",
+			"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey}, extra...)
+	}
+	cp1 := &agentProc{name: "cp1", log: filepath.Join(dir, "cp1.log")}
+	a := args("cp1", "cp1", cp1Raft, "--bootstrap")
+	for _, s := range a {
+		if v, ok := strings.CutPrefix(s, "--status-address="); ok {
+			cp1.status = "http://" + v
+		}
+	}
+	startAgent(t, cp1, a)
+	t.Cleanup(func() { cp1.cmd.Process.Kill() })
+	waitAgreement(t, []*agentProc{cp1}, "")
+
+	done := make(chan struct{})
+	var code int
+	var out string
+	go func() {
+		defer close(done)
+		code, out = run(t, nil, args("cp1", "impostor", freePort(t), fmt.Sprintf("--join=127.0.0.1:%d", cp1Raft), "--control-plane")...)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the refused joiner still runs after a minute")
+	}
+	if code == 0 || !strings.Contains(out, "refused this node's join for good (leader_name)") {
+		t.Fatalf("refused joiner: exit %d, want an error naming leader_name:\n%s", code, out)
+	}
+	st, err := getStatus(cp1.status)
+	if err != nil || st.Leader.ID != "cp1" || len(st.Servers) != 1 {
+		t.Fatalf("the cluster after the refusal: leader %q, servers %+v, err %v", st.Leader.ID, st.Servers, err)
+	}
+}

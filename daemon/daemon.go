@@ -48,6 +48,8 @@ type Daemon struct {
 	bgp *bgpAdvertiser
 	// certs renews the Raft peer certificate; nil on an insecure transport.
 	certs *raftstore.CertSource
+	// fatal carries the error of a loop that cannot go on (fail); Run stops on it.
+	fatal chan error
 	// poolsGatedLogged is set, by the leader loop only, once it logged that its
 	// pools wait for the feature gate (syncPools).
 	poolsGatedLogged bool
@@ -88,7 +90,7 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	}
 	defer statusLn.Close()
 
-	d := &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry(), certs: certs}
+	d := &Daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry(), certs: certs, fatal: make(chan error, 1)}
 	d.m = newMetrics()
 	announceEvery := announceCheckInterval(cfg)
 	if cfg.Mode == ModeBGP {
@@ -237,8 +239,13 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 		start("join", d.joinLoop)
 	}
 
-	<-ctx.Done()
-	log.Info("stopping: signal received")
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: signal received")
+	case failed = <-d.fatal:
+		log.Error("stopping: this agent cannot go on", "err", failed)
+	}
 	stopStart := time.Now()
 	stopBGP()
 	d.drain(drainBudget)
@@ -259,7 +266,17 @@ func Run(ctx context.Context, cfg *Parsed, log *slog.Logger) error {
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
 	log.Info("stopped", "took", time.Since(stopStart).Round(time.Millisecond))
-	return nil
+	return failed
+}
+
+// fail stops the agent with err, the way a signal would but with the error as
+// Run's result: for a loop that found the agent cannot go on. The first error
+// wins.
+func (d *Daemon) fail(err error) {
+	select {
+	case d.fatal <- err:
+	default:
+	}
 }
 
 // bootstrapProbe is where a --bootstrap node looks for an existing cluster before

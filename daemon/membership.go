@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/raftvip/raftvip/daemon/membership"
 	"github.com/raftvip/raftvip/raftstore"
 )
 
@@ -36,6 +39,10 @@ func (d *Daemon) joinLoop(ctx context.Context) {
 			via := d.cfg.Join[next%len(d.cfg.Join)]
 			next++
 			if err := d.node.Join(via, 2*time.Second); err != nil {
+				if stop := joinGiveUp(err, joined); stop != nil {
+					d.fail(stop)
+					return
+				}
 				d.log.Warn("join failed, retrying", "join", via, "retry_in", backoff, "err", err)
 				wait, backoff = backoff, min(backoff*2, joinMaxBackoff)
 			} else {
@@ -59,6 +66,25 @@ func (d *Daemon) joinLoop(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// joinGiveUp is the error the agent stops with when a join cannot succeed
+// without the operator changing this node: a refusal only its flags or
+// certificate can end (membership.PermanentRefusal), or a data dir of another
+// cluster. Only a node that never joined gives up; a member refused later (its
+// silence got it pruned) keeps asking. nil means retry.
+func joinGiveUp(err error, joined bool) error {
+	if joined {
+		return nil
+	}
+	if errors.Is(err, raftstore.ErrForeignCluster) {
+		return err
+	}
+	var refused *raftstore.JoinRefusedError
+	if errors.As(err, &refused) && membership.PermanentRefusal(refused.Code) {
+		return fmt.Errorf("the cluster refused this node's join for good (%s): %s; fix this node's --node-name, --join or certificate and start it again", refused.Code, refused.Reason)
+	}
+	return nil
 }
 
 // pruneWorkers (leader only) removes nonvoters silent for longer than the removal

@@ -76,7 +76,7 @@ func (n *Node) Join(target string, timeout time.Duration) error {
 	req := n.joinRequest()
 	req.ClusterID = n.ClusterID()
 	resp, err := n.requestResp(target, req, timeout)
-	if err := n.joinError(target, resp, err); err != nil {
+	if err := n.joinError(target, resp, asJoinRefused(resp, err)); err != nil {
 		return err
 	}
 	n.mem.joined.Store(true)

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,7 +136,7 @@ func (n *Node) handleJoin(id Identity, req forwardRequest) forwardResponse {
 	case membership.Refuse:
 		m.refused.WithLabelValues(d.Code).Inc()
 		log.Warn("refused join", "code", d.Code, "reason", d.Reason)
-		return forwardResponse{Error: fmt.Sprintf("join refused (%s): %s", d.Code, d.Reason)}
+		return forwardResponse{Error: joinRefusedPrefix + d.Code + "): " + d.Reason}
 	case membership.Add:
 		if err := n.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.Address), f.Index(), membershipTimeout).Error(); err != nil {
 			return forwardResponse{Error: fmt.Sprintf("raft add nonvoter %q at %s: %v", req.ID, req.Address, err)}
@@ -156,4 +157,33 @@ func (n *Node) handleJoin(id Identity, req forwardRequest) forwardResponse {
 		m.progress[req.ID] = membership.Observe(m.progress[req.ID], info.Applied, n.raft.CommitIndex(), time.Now(), m.policy)
 	}
 	return forwardResponse{}
+}
+
+// joinRefusedPrefix starts the error a leader answers a refused join with, so
+// the joiner can read the code back (older leaders answer the same text).
+const joinRefusedPrefix = "join refused ("
+
+// JoinRefusedError is a join the leader refused, with its stable code
+// (membership.Code*) and the leader's reason.
+type JoinRefusedError struct {
+	Code, Reason string
+	err          error
+}
+
+func (e *JoinRefusedError) Error() string { return e.err.Error() }
+
+// Unwrap gives the error as the transport returned it.
+func (e *JoinRefusedError) Unwrap() error { return e.err }
+
+// asJoinRefused wraps err in a JoinRefusedError when the leader's answer was a
+// refusal; other errors pass unchanged.
+func asJoinRefused(resp forwardResponse, err error) error {
+	if err == nil || !strings.HasPrefix(resp.Error, joinRefusedPrefix) {
+		return err
+	}
+	code, reason, ok := strings.Cut(strings.TrimPrefix(resp.Error, joinRefusedPrefix), "): ")
+	if !ok || code == "" {
+		return err
+	}
+	return &JoinRefusedError{Code: code, Reason: reason, err: err}
 }

@@ -83,6 +83,20 @@ const (
 	CodeQuorumLoss      = "quorum_loss"
 )
 
+// PermanentRefusal reports whether a refusal with code can only end by the
+// operator changing the joiner itself (its flags or certificate): a joiner
+// that was never a member stops with the error rather than ask forever. The
+// others can end without touching the joiner: a member removed (by hand, or
+// because its Node was deleted), a silent worker pruned, a nonvoter slot
+// freed, a voter back up.
+func PermanentRefusal(code string) bool {
+	switch code {
+	case CodeInvalidRequest, CodeNameMismatch, CodeNotControlPlane, CodeLeaderName:
+		return true
+	}
+	return false
+}
+
 // Codes lists every refusal code, so a metric can export each at zero.
 var Codes = []string{
 	CodeInvalidRequest, CodeNameMismatch, CodeNotControlPlane, CodeAddressTaken, CodeLeaderName,

@@ -198,3 +198,28 @@ func TestWorkerNeverTouchesVoters(t *testing.T) {
 		}
 	}
 }
+
+func TestPermanentRefusal(t *testing.T) {
+	want := map[string]bool{
+		CodeInvalidRequest:  true,
+		CodeNameMismatch:    true,
+		CodeNotControlPlane: true,
+		CodeLeaderName:      true,
+		CodeAddressTaken:    false, // ends when the member there is removed
+		CodeVoterReaddress:  false, // ends when the old voter is removed (by hand or its Node deleted)
+		CodeWorkerReaddress: false, // ends when the silent worker is pruned
+		CodeNonvoterLimit:   false, // ends when a slot frees
+		CodeQuorumLoss:      false, // ends when voters are back
+	}
+	if len(want) != len(Codes) {
+		t.Fatalf("the table covers %d codes, Codes has %d", len(want), len(Codes))
+	}
+	for _, code := range Codes {
+		if got := PermanentRefusal(code); got != want[code] {
+			t.Errorf("PermanentRefusal(%q) = %v, want %v", code, got, want[code])
+		}
+	}
+	if PermanentRefusal("a_code_from_a_newer_leader") {
+		t.Error("an unknown code counts as permanent; it must be retried")
+	}
+}
