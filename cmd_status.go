@@ -106,7 +106,10 @@ func printStatus(w io.Writer, st daemon.RaftStatus) {
 			role = "leader"
 		}
 		suffrage := s.Suffrage
-		if s.Promoting {
+		switch {
+		case s.Promotion != "":
+			suffrage += " (" + s.Promotion + ")"
+		case s.Promoting:
 			suffrage += " (promoting)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, suffrage, role, contactCell(s.LastContactMs))

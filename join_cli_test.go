@@ -64,6 +64,23 @@ func TestBootstrapThenJoinControlPlane(t *testing.T) {
 	if got := suffrage("cp1"); got["cp2"] != raftstore.SuffrageNonvoter {
 		t.Fatalf("cp2 promoted alone: %v", got)
 	}
+	// The leader's status says why cp2 waits.
+	st, err := getStatus(agents[0].status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held string
+	for _, s := range st.Servers {
+		if s.ID == "cp2" {
+			held = s.Promotion
+		}
+	}
+	if !strings.HasPrefix(held, raftstore.PromotionWaiting+": ") || !strings.Contains(held, "even count") {
+		t.Fatalf("cp2's promotion in the leader's status: %q, want it waiting for an odd count", held)
+	}
+	if code, out := run(t, nil, "status", "--addr", agents[0].status); code != 0 || !strings.Contains(out, "nonvoter (waiting: cp2 is caught up, held") {
+		t.Fatalf("raftvip status does not show the held promotion: exit %d\n%s", code, out)
+	}
 	start("cp3", "--join="+cp1, "--join="+fmt.Sprintf("127.0.0.1:%d", ports["cp2"]), "--control-plane")
 	waitUntil(t, dir, "three voters", func() bool {
 		got := suffrage("cp3")

@@ -54,6 +54,39 @@ type memberState struct {
 	// lastHold is the last promotion reason logged, so a held promotion is
 	// logged once, not every tick.
 	lastHold string
+	// view is what status shows of the promotions, written by the leader's
+	// promotion pass, read without mu (a promotion holds mu while it commits).
+	view atomic.Pointer[promotionView]
+}
+
+// promotionView is the last promotion pass's outcome: the nonvoters asking to
+// become voters, and why none was promoted ("" when one was, or none asked).
+type promotionView struct {
+	candidates map[string]bool
+	hold       string
+}
+
+// Promotion states a status shows for a nonvoter (StatusServer.Promotion).
+const (
+	PromotionPromoting = "promoting"
+	PromotionWaiting   = "waiting"
+)
+
+// promotionState is what status shows of srv's promotion on the leader: "" for
+// a voter or a nonvoter that does not ask to vote (a worker), "promoting" while
+// its change commits, else "waiting: REASON".
+func promotionState(srv Server, promoting bool, v *promotionView) string {
+	switch {
+	case srv.Suffrage == SuffrageVoter:
+		return ""
+	case promoting:
+		return PromotionPromoting
+	case v == nil || !v.candidates[srv.ID]:
+		return ""
+	case v.hold == "":
+		return PromotionWaiting + ": next in line"
+	}
+	return PromotionWaiting + ": " + v.hold
 }
 
 func newMemberState(cfg Config) *memberState {

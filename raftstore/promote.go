@@ -54,6 +54,14 @@ func (n *Node) promoteOnce(now time.Time) {
 	}
 	inFlight := f.Index() > n.raft.CommitIndex()
 	p := membership.DecidePromotion(n.membersView(cfg), inFlight, m.progress, now, m.policy)
+	view := &promotionView{candidates: make(map[string]bool, len(m.progress)), hold: p.Reason}
+	for id := range m.progress {
+		view.candidates[id] = true
+	}
+	if p.ID != "" {
+		view.hold = ""
+	}
+	m.view.Store(view)
 	if p.ID == "" {
 		if !inFlight && p.Reason != m.lastHold && len(m.progress) > 0 {
 			n.logger.Info("promotion waits", "reason", p.Reason)

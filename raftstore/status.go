@@ -61,6 +61,10 @@ type StatusServer struct {
 	// Promoting is set on the leader for a nonvoter or staging server that the
 	// membership code is promoting to voter (SetPromoting).
 	Promoting bool `json:"promoting"`
+	// Promotion, on the leader, is where a control-plane nonvoter stands on its
+	// way to voter: "promoting", or "waiting: REASON" (catching up, or held for
+	// an odd voter count); "" for voters and workers.
+	Promotion string `json:"promotion,omitempty"`
 	// LastContactMs is how long ago this node heard from the member: 0 for
 	// itself; on the leader, the member's last answer (one that never answered
 	// counts from the start of this leadership); on a follower, known only for
@@ -120,6 +124,9 @@ func (n *Node) statusServers(servers []Server, leader bool, leaderID string, lea
 	for i, srv := range servers {
 		ss := StatusServer{Server: srv, LastContactMs: -1}
 		ss.Promoting = srv.Suffrage != SuffrageVoter && promoting != nil && promoting(srv.ID)
+		if leader {
+			ss.Promotion = promotionState(srv, ss.Promoting, n.mem.view.Load())
+		}
 		switch t, heard := contacts[srv.ID]; {
 		case srv.ID == n.id:
 			ss.LastContactMs = 0

@@ -38,3 +38,31 @@ func TestAsJoinRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestPromotionState(t *testing.T) {
+	voter := Server{ID: "cp1", Suffrage: SuffrageVoter}
+	cp2 := Server{ID: "cp2", Suffrage: SuffrageNonvoter}
+	worker := Server{ID: "w1", Suffrage: SuffrageNonvoter}
+	held := &promotionView{candidates: map[string]bool{"cp2": true}, hold: "cp2 is caught up, held: an even count"}
+	next := &promotionView{candidates: map[string]bool{"cp2": true, "cp3": true}}
+	for _, tc := range []struct {
+		name      string
+		srv       Server
+		promoting bool
+		view      *promotionView
+		want      string
+	}{
+		{"a voter", voter, false, held, ""},
+		{"a worker", worker, false, held, ""},
+		{"no pass yet", cp2, false, nil, ""},
+		{"held for an odd count", cp2, false, held, "waiting: cp2 is caught up, held: an even count"},
+		{"another is promoted first", cp2, false, next, "waiting: next in line"},
+		{"its change commits", cp2, true, held, "promoting"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := promotionState(tc.srv, tc.promoting, tc.view); got != tc.want {
+				t.Errorf("promotionState = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
