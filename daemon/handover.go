@@ -9,19 +9,33 @@ import (
 	"github.com/raftvip/raftvip/raftstore"
 )
 
+// Why a leader hands leadership over (handoverTarget), for its log line.
+const (
+	handoverAPIDown  = "local kube-apiserver is unhealthy"
+	handoverLinkDown = "the control-plane VIP's interface is down here"
+)
+
 // handoverTarget decides whether the leader should hand leadership (and with it the
-// control-plane VIP) to another voter because its own kube-apiserver is down. It is a
-// pure function of the replicated state so every leader decides alike:
-//   - before any API server has ever been healthy (bootstrap) the leader keeps the VIP;
-//   - a leader whose API server is healthy keeps it;
-//   - otherwise the first (by name) other voter whose API server is healthy gets it;
-//   - no healthy voter anywhere: keep it, moving would not help clients.
-func handoverTarget(self string, st raftstore.State, voters []string) (string, bool) {
-	if !st.APIServerEverHealthy {
-		return "", false
-	}
-	if me, ok := st.Nodes[self]; ok && me.APIServerHealthy {
-		return "", false
+// control-plane VIP) to another voter, to whom, and why. It is a pure function of
+// the replicated state so every leader decides alike:
+//   - a leader with control-plane VIPs (cpVIPs) whose reported --interface is
+//     down hands over: the VIP it holds is unreachable, though Raft (on another
+//     network) still works;
+//   - a leader whose kube-apiserver is down hands over, except before any API
+//     server has ever been healthy (bootstrap);
+//   - the target is the first (by name) other voter that is not draining, whose
+//     interface is up and, once an API server has been healthy, whose API server
+//     is healthy;
+//   - no such voter: keep it, moving would not help clients.
+func handoverTarget(self string, st raftstore.State, voters []string, cpVIPs bool) (target, why string, ok bool) {
+	me, reported := st.Nodes[self]
+	switch {
+	case cpVIPs && reported && !me.InterfaceUp:
+		why = handoverLinkDown
+	case st.APIServerEverHealthy && !me.APIServerHealthy:
+		why = handoverAPIDown
+	default:
+		return "", "", false
 	}
 	candidates := append([]string(nil), voters...)
 	sort.Strings(candidates)
@@ -29,11 +43,13 @@ func handoverTarget(self string, st raftstore.State, voters []string) (string, b
 		if v == self {
 			continue
 		}
-		if n, ok := st.Nodes[v]; ok && n.APIServerHealthy && !n.Draining {
-			return v, true
+		n, ok := st.Nodes[v]
+		if !ok || n.Draining || !n.InterfaceUp || (st.APIServerEverHealthy && !n.APIServerHealthy) {
+			continue
 		}
+		return v, why, true
 	}
-	return "", false
+	return "", "", false
 }
 
 // cpReleaseBudget bounds how long a leader waits for its control-plane VIPs to

@@ -13,7 +13,7 @@ func TestHandoverTarget(t *testing.T) {
 	nodes := func(healthy map[string]bool) map[string]raftstore.NodeInfo {
 		m := map[string]raftstore.NodeInfo{}
 		for n, h := range healthy {
-			m[n] = raftstore.NodeInfo{Name: n, Role: "voter", APIServerHealthy: h}
+			m[n] = raftstore.NodeInfo{Name: n, Role: "voter", APIServerHealthy: h, InterfaceUp: true}
 		}
 		return m
 	}
@@ -40,15 +40,53 @@ func TestHandoverTarget(t *testing.T) {
 			raftstore.State{APIServerEverHealthy: true, Nodes: nodes(map[string]bool{"cp1": false, "w1": true})}, "", false},
 		{"draining voter is not a target", "cp1",
 			raftstore.State{APIServerEverHealthy: true, Nodes: map[string]raftstore.NodeInfo{
-				"cp1": {Name: "cp1"}, "cp2": {Name: "cp2", APIServerHealthy: true, Draining: true}, "cp3": {Name: "cp3", APIServerHealthy: true}}}, "cp3", true},
+				"cp1": {Name: "cp1", InterfaceUp: true}, "cp2": {Name: "cp2", APIServerHealthy: true, Draining: true, InterfaceUp: true}, "cp3": {Name: "cp3", APIServerHealthy: true, InterfaceUp: true}}}, "cp3", true},
+		{"self down, the healthy voter's link is down: the next one", "cp1",
+			raftstore.State{APIServerEverHealthy: true, Nodes: map[string]raftstore.NodeInfo{
+				"cp1": {Name: "cp1", InterfaceUp: true}, "cp2": {Name: "cp2", APIServerHealthy: true}, "cp3": {Name: "cp3", APIServerHealthy: true, InterfaceUp: true}}}, "cp3", true},
+		{"self's link down, healthy API server: hand over", "cp1",
+			raftstore.State{APIServerEverHealthy: true, Nodes: map[string]raftstore.NodeInfo{
+				"cp1": {Name: "cp1", APIServerHealthy: true}, "cp2": {Name: "cp2", APIServerHealthy: true, InterfaceUp: true}}}, "cp2", true},
+		{"self's link down at bootstrap (no API server yet): any voter with a link", "cp1",
+			raftstore.State{Nodes: map[string]raftstore.NodeInfo{
+				"cp1": {Name: "cp1"}, "cp2": {Name: "cp2", InterfaceUp: true}}}, "cp2", true},
+		{"self's link down, every other link down too: keep", "cp1",
+			raftstore.State{APIServerEverHealthy: true, Nodes: map[string]raftstore.NodeInfo{
+				"cp1": {Name: "cp1", APIServerHealthy: true}, "cp2": {Name: "cp2", APIServerHealthy: true}, "cp3": {Name: "cp3", APIServerHealthy: true}}}, "", false},
+		{"self's link down, the voters with a link have no API server: keep", "cp1",
+			raftstore.State{APIServerEverHealthy: true, Nodes: map[string]raftstore.NodeInfo{
+				"cp1": {Name: "cp1", APIServerHealthy: true}, "cp2": {Name: "cp2", InterfaceUp: true}}}, "", false},
+		{"self not reported yet: its link is unknown, keep", "cp1",
+			raftstore.State{Nodes: map[string]raftstore.NodeInfo{"cp2": {Name: "cp2", InterfaceUp: true}}}, "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := handoverTarget(tc.self, tc.st, voters)
+			got, why, ok := handoverTarget(tc.self, tc.st, voters, true)
 			if got != tc.want || ok != tc.wantOK {
 				t.Fatalf("handoverTarget(%s) = %q,%v; want %q,%v", tc.self, got, ok, tc.want, tc.wantOK)
 			}
+			me, reported := tc.st.Nodes[tc.self]
+			linkDown := reported && !me.InterfaceUp
+			if ok && why != handoverLinkDown && why != handoverAPIDown {
+				t.Fatalf("unknown reason %q", why)
+			} else if ok && (why == handoverLinkDown) != linkDown {
+				t.Fatalf("reason %q with self's link down %v", why, linkDown)
+			}
 		})
+	}
+}
+
+// TestHandoverTargetWithoutControlPlaneVIPs: a leader with no control-plane VIP
+// has nothing to move when its link goes down; only its API server counts.
+func TestHandoverTargetWithoutControlPlaneVIPs(t *testing.T) {
+	st := raftstore.State{APIServerEverHealthy: true, Nodes: map[string]raftstore.NodeInfo{
+		"cp1": {Name: "cp1", APIServerHealthy: true}, "cp2": {Name: "cp2", APIServerHealthy: true, InterfaceUp: true}}}
+	if got, why, ok := handoverTarget("cp1", st, []string{"cp1", "cp2"}, false); ok {
+		t.Fatalf("handed over to %s (%s) for a link that carries no control-plane VIP", got, why)
+	}
+	st.Nodes["cp1"] = raftstore.NodeInfo{Name: "cp1"}
+	if got, why, ok := handoverTarget("cp1", st, []string{"cp1", "cp2"}, false); !ok || got != "cp2" || why != handoverAPIDown {
+		t.Fatalf("API server down: %q %q %v, want cp2 for the API server", got, why, ok)
 	}
 }
 

@@ -166,10 +166,10 @@ func (d *Daemon) leaderLoop(ctx context.Context) {
 				voters = append(voters, s.ID)
 			}
 		}
-		if target, ok := handoverTarget(d.cfg.NodeName, st, voters); ok {
+		if target, why, ok := handoverTarget(d.cfg.NodeName, st, voters, len(d.cfg.VIPs) > 0); ok {
 			lastHandover = time.Now()
 			d.m.handovers.Inc()
-			d.log.Warn("handing leadership and the control-plane VIP over: local kube-apiserver is unhealthy", "to", target)
+			d.log.Warn("handing leadership and the control-plane VIP over", "why", why, "to", target)
 			d.releaseControlPlane()
 			if err := d.node.TransferLeadership(target); err != nil {
 				d.log.Error("leadership handover failed", "to", target, "err", err)
