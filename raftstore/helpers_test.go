@@ -303,3 +303,14 @@ func (c *cluster) converged(nodes []*Node, want State) {
 		return true
 	})
 }
+
+// calmTimeouts are slow Raft timeouts for test clusters whose checks are not
+// about timing (attacks that must change nothing, join refusals): an accepted
+// RequestVote or TimeoutNow changes the leader at once whatever the timeouts,
+// while a CPU-starved test machine must not elect a new leader by itself and
+// fail a check with "node is not the leader" or "the leader changed".
+func calmTimeouts() Timeouts {
+	t := DefaultTimeouts()
+	t.Heartbeat, t.Election, t.LeaderLease = time.Second, time.Second, 500*time.Millisecond
+	return t
+}

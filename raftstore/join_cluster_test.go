@@ -41,7 +41,7 @@ func newJoinCluster(t *testing.T, maxNonvoters int) *joinCluster {
 	})
 	addr := freeAddr(t)
 	jc.add(Config{NodeID: "n1", BindAddr: addr, DataDir: filepath.Join(jc.base, "n1"), Peers: []Peer{{ID: "n1", Address: addr}},
-		Timeouts: DefaultTimeouts(), Logger: jc.logger(), TLS: jc.ca.tlsConfig(t, "n1"), MaxNonvoters: maxNonvoters})
+		Timeouts: calmTimeouts(), Logger: jc.logger(), TLS: jc.ca.tlsConfig(t, "n1"), MaxNonvoters: maxNonvoters})
 	return jc
 }
 
@@ -81,7 +81,7 @@ func (jc *joinCluster) joiner(id string, controlPlane bool, via ...string) *Node
 		if !controlPlane {
 			cert = jc.ca.workerCert(jc.t, id)
 		}
-		cfg := Config{NodeID: id, BindAddr: freeAddr(jc.t), DataDir: filepath.Join(jc.base, id), Timeouts: DefaultTimeouts(),
+		cfg := Config{NodeID: id, BindAddr: freeAddr(jc.t), DataDir: filepath.Join(jc.base, id), Timeouts: calmTimeouts(),
 			Logger: jc.logger(), TLS: MutualTLSConfig(cert, jc.ca.pool), ControlPlane: controlPlane, MaxNonvoters: jc.cfgs["n1"].MaxNonvoters}
 		jc.mu.Lock()
 		jc.cfgs[id] = cfg
@@ -309,9 +309,9 @@ func TestJoinRefusals(t *testing.T) {
 	// An impostor n3 elsewhere (control-plane certificate, a data dir of its own)
 	// and a worker using a voter's name.
 	jc.mu.Lock()
-	jc.cfgs["n3x"] = Config{NodeID: "n3", BindAddr: freeAddr(t), DataDir: filepath.Join(jc.base, "n3x"), Timeouts: DefaultTimeouts(),
+	jc.cfgs["n3x"] = Config{NodeID: "n3", BindAddr: freeAddr(t), DataDir: filepath.Join(jc.base, "n3x"), Timeouts: calmTimeouts(),
 		Logger: jc.logger(), TLS: jc.ca.tlsConfig(t, "n3")}
-	jc.cfgs["w2x"] = Config{NodeID: "n2", BindAddr: freeAddr(t), DataDir: filepath.Join(jc.base, "w2x"), Timeouts: DefaultTimeouts(),
+	jc.cfgs["w2x"] = Config{NodeID: "n2", BindAddr: freeAddr(t), DataDir: filepath.Join(jc.base, "w2x"), Timeouts: calmTimeouts(),
 		Logger: jc.logger(), TLS: MutualTLSConfig(jc.ca.workerCert(t, "n2"), jc.ca.pool)}
 	jc.mu.Unlock()
 	n3x, w2x := jc.start("n3x"), jc.start("w2x")

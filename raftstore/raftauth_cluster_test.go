@@ -53,16 +53,6 @@ func (b *logBuffer) count(s string) int {
 }
 
 // newLoggedCluster is newCluster with every node logging into logs.
-// authTimeouts are slow Raft timeouts for the clusters that attackers probe: an
-// accepted RequestVote or TimeoutNow changes the leader at once whatever the
-// timeouts, while a CPU-starved test machine must not elect a new leader by
-// itself and fail a check that the attack changed nothing.
-func authTimeouts() Timeouts {
-	t := DefaultTimeouts()
-	t.Heartbeat, t.Election, t.LeaderLease = time.Second, time.Second, 500*time.Millisecond
-	return t
-}
-
 func newLoggedCluster(t *testing.T, ca *testCA, logs *logBuffer) *cluster {
 	t.Helper()
 	c := &cluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Node{}}
@@ -74,7 +64,7 @@ func newLoggedCluster(t *testing.T, ca *testCA, logs *logBuffer) *cluster {
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	for _, p := range peers {
 		c.cfgs[p.ID] = Config{NodeID: p.ID, BindAddr: p.Address, DataDir: filepath.Join(base, p.ID),
-			Peers: peers, Timeouts: authTimeouts(), Logger: logger, TLS: ca.tlsConfig(t, p.ID)}
+			Peers: peers, Timeouts: calmTimeouts(), Logger: logger, TLS: ca.tlsConfig(t, p.ID)}
 		c.order = append(c.order, p.ID)
 	}
 	t.Cleanup(c.stopAll)
@@ -153,7 +143,7 @@ func (a *attacker) rpcs(target *Node, term uint64) map[string]error {
 func unchanged(t *testing.T, c *cluster, leader *Node, term uint64, want State) {
 	t.Helper()
 	// Give a vote or a timeout that got through the time to take effect.
-	time.Sleep(2 * authTimeouts().Election)
+	time.Sleep(2 * calmTimeouts().Election)
 	if got := c.leader(); got.id != leader.id {
 		t.Fatalf("leader changed from %s to %s", leader.id, got.id)
 	}

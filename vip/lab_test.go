@@ -369,7 +369,7 @@ func TestMetricsCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	var g dto.Metric
-	if err := held.WithLabelValues("ipv6").Write(&g); err != nil {
+	if err := held.WithLabelValues(lab.Iface, "ipv6").Write(&g); err != nil {
 		t.Fatal(err)
 	}
 	if g.GetGauge().GetValue() != 1 {
