@@ -105,10 +105,36 @@ func fenced(lastContact time.Time, fence time.Duration, now time.Time) bool {
 	return lastContact.IsZero() || now.Sub(lastContact) > fence
 }
 
+// holderlessLoop is the announce loop of a node with no interface to announce
+// on (no --interface, no pool interface=): it holds nothing, but it still
+// confirms at once any release the leader asks of it (a VIP it owned under
+// earlier flags), so the leader need not wait out the fence, and it still
+// passes, so /healthz does not call it stuck and the kubelet does not restart
+// a healthy quorum member.
+func (d *Daemon) holderlessLoop(ctx context.Context) {
+	var acks acker
+	changed := d.node.Changed()
+	tick := time.NewTicker(ackRetry)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		d.health.beat("announce", now)
+		d.confirmReleases(&acks, d.node.State(), nil, now)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			changed = d.node.Changed()
+		case <-tick.C:
+		}
+	}
+}
+
 // announceLoop makes the interface match desiredVIPs, on every leadership change,
 // every FSM change, and often enough to notice the fence timeout passing.
 func (d *Daemon) announceLoop(ctx context.Context) {
 	if len(d.holders) == 0 {
+		d.holderlessLoop(ctx)
 		return
 	}
 	for _, h := range d.holders {
