@@ -5,22 +5,52 @@
 # the stamp and return at once. Progress goes to stderr; the last line on stdout
 # is RAFTVIP_K8S_BIN_DIR=<dir>, which test/cluster reads.
 #
-#   RAFTVIP_K8S_BIN_DIR  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-v1.37.2)
+# `build.sh kubeadm` builds the node set instead: kubelet, kubeadm and every
+# control-plane component, from the module in ./kubeadm, with CGO_ENABLED=0 so
+# each binary runs alone in a one-layer image. Its last line is
+# RAFTVIP_KUBEADM_BIN_DIR=<dir>, which test/kubeadm reads.
+#
+#   RAFTVIP_K8S_BIN_DIR      cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-v1.37.2)
+#   RAFTVIP_KUBEADM_BIN_DIR  cache directory of the node set (default .../raftvip/k8s-v1.37.2-static)
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
-BINARIES=(etcd kube-apiserver kube-controller-manager)
+set_name="${1:-}"
+case "$set_name" in
+"")
+	BINARIES=(etcd kube-apiserver kube-controller-manager)
+	out_var=RAFTVIP_K8S_BIN_DIR
+	;;
+kubeadm)
+	BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubeadm kubelet)
+	out_var=RAFTVIP_KUBEADM_BIN_DIR
+	export CGO_ENABLED=0
+	;;
+*)
+	echo "build.sh: unknown binary set \"$set_name\" (want none or kubeadm)" >&2
+	exit 2
+	;;
+esac
 
 # This module builds on its own, whatever workspace the caller is in.
 export GOWORK=off
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
-
-bin_dir="${RAFTVIP_K8S_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-${K8S_VERSION}}"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/raftvip"
+if [[ -n "$set_name" ]]; then
+	cd "$set_name"
+	bin_dir="${RAFTVIP_KUBEADM_BIN_DIR:-$cache/k8s-${K8S_VERSION}-static}"
+else
+	bin_dir="${RAFTVIP_K8S_BIN_DIR:-$cache/k8s-${K8S_VERSION}}"
+fi
 mkdir -p "$bin_dir"
 
-key="$K8S_VERSION $(cat go.mod go.sum cmd/*/main.go | sha256sum | cut -d' ' -f1)"
+mains=()
+for b in "${BINARIES[@]}"; do
+	mains+=("cmd/$b/main.go")
+done
+key="$K8S_VERSION $(cat go.mod go.sum "${mains[@]}" | sha256sum | cut -d' ' -f1)"
 stamp="$bin_dir/.stamp"
 
 log() { printf '[k8s-bins %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -39,7 +69,7 @@ flock 9
 
 if fresh; then
 	log "cached in $bin_dir"
-	echo "RAFTVIP_K8S_BIN_DIR=$bin_dir"
+	echo "$out_var=$bin_dir"
 	exit 0
 fi
 
@@ -60,4 +90,4 @@ for b in "${BINARIES[@]}"; do
 done
 echo "$key" >"$stamp"
 log "all built in $((SECONDS - total_start))s"
-echo "RAFTVIP_K8S_BIN_DIR=$bin_dir"
+echo "$out_var=$bin_dir"
