@@ -97,8 +97,12 @@ type KubeadmConfig struct {
 	Name, IP string
 	// Endpoint is the control-plane VIP:6443.
 	Endpoint string
-	// Join, when set, makes a JoinConfiguration for this bootstrap token
-	// (and CertificateKey) instead of an InitConfiguration.
+	// Join makes a JoinConfiguration (control plane) instead of an
+	// InitConfiguration.
+	Join bool
+	// Token is the bootstrap token init creates and join presents;
+	// CertificateKey encrypts the uploaded control-plane certificates;
+	// CACertHash pins the CA on join.
 	Token, CertificateKey, CACertHash string
 }
 
@@ -121,8 +125,10 @@ const nodeRegistration = `nodeRegistration:
 // YAML renders the config.
 func (k KubeadmConfig) YAML() string {
 	var b strings.Builder
-	if k.Token == "" {
+	if !k.Join {
 		fmt.Fprintf(&b, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n")
+		fmt.Fprintf(&b, "bootstrapTokens:\n- token: %s\n", k.Token)
+		fmt.Fprintf(&b, "certificateKey: %s\n", k.CertificateKey)
 		fmt.Fprintf(&b, "localAPIEndpoint:\n  advertiseAddress: %s\n  bindPort: 6443\n", k.IP)
 		fmt.Fprintf(&b, nodeRegistration, k.Name)
 		b.WriteString("skipPhases: [addon/kube-proxy, addon/coredns]\n---\n")

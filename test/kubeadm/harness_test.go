@@ -159,7 +159,7 @@ func (h *harness) raftvipManifest(i int, extra ...string) {
 func (h *harness) initFirst() time.Duration {
 	h.t.Helper()
 	n := h.nodes[0]
-	cfg := h.writeConfig(0, KubeadmConfig{Name: n.Name, IP: n.IP, Endpoint: endpoint})
+	cfg := h.writeConfig(0, KubeadmConfig{Name: n.Name, IP: n.IP, Endpoint: endpoint, Token: token, CertificateKey: certKey})
 	if _, err := h.kubeadm(0, "init", "phase", "certs", "ca", "--config", cfg); err != nil {
 		h.t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func (h *harness) initFirst() time.Duration {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.kubeadm(0, "init", "--config", cfg)
+		_, err := h.kubeadm(0, "init", "--config", cfg, "--upload-certs")
 		done <- err
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), slow)

@@ -29,3 +29,20 @@ func BenchmarkKubeadmInitToVIP(b *testing.B) {
 		b.ReportMetric(d.Seconds(), "s-init-to-vip")
 	}
 }
+
+// TestKubeadmHA: nodes 2 and 3 join the control plane through the VIP, their
+// raftvip agents join with --join and are promoted: 3 voters.
+func TestKubeadmHA(t *testing.T) {
+	h := newHarness(t, 3)
+	h.initFirst()
+	h.joinControlPlane(1)
+	h.joinControlPlane(2)
+	h.waitVoters(0, "cp1", "cp2", "cp3")
+	out, err := h.kubectl("get", "nodes", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(out); !sameSet(got, []string{"node/cp1", "node/cp2", "node/cp3"}) {
+		t.Fatalf("kubectl get nodes through the VIP = %q, want cp1..cp3", out)
+	}
+}

@@ -48,7 +48,11 @@ type Node struct {
 }
 
 // cgroupControllers are the v1 hierarchies the kubelet uses under its root.
-var cgroupControllers = []string{"blkio", "cpu,cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"}
+var cgroupControllers = []string{"blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"}
+
+// cgroupCleanup adds the hybrid unified hierarchy, where runc may also
+// create a node's cgroups.
+var cgroupCleanup = append([]string{"unified"}, cgroupControllers...)
 
 // StartNode boots a node: cgroup root in every hierarchy, then the test
 // binary re-executed as PID 1 of new mount, UTS and PID namespaces entered
@@ -147,7 +151,7 @@ func (n *Node) Stop() error {
 	}
 	var errs []error
 	deadline := time.Now().Add(30 * time.Second)
-	for _, c := range cgroupControllers {
+	for _, c := range cgroupCleanup {
 		if err := removeCgroupTree(filepath.Join("/sys/fs/cgroup", c, n.cgroup), deadline); err != nil {
 			errs = append(errs, err)
 		}
@@ -158,7 +162,9 @@ func (n *Node) Stop() error {
 func (n *Node) makeCgroups() error {
 	for _, c := range cgroupControllers {
 		d := filepath.Join("/sys/fs/cgroup", c, n.cgroup)
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		// Mkdir, not MkdirAll: a missing hierarchy is an error, not a
+		// directory to create on the host's cgroup tmpfs.
+		if err := os.Mkdir(d, 0o755); err != nil {
 			return fmt.Errorf("node %s: cgroup: %w", n.Name, err)
 		}
 		if c != "cpuset" {
