@@ -66,7 +66,15 @@ type Fence struct {
 // NewFenceAt prepares a Fence for the network namespace ns, which the caller
 // keeps open for the Fence's life. It changes nothing until Install.
 func NewFenceAt(ns netns.NsHandle) (*Fence, error) {
-	conn, err := nftables.New(nftables.WithNetNSFd(int(ns)), nftables.AsLasting())
+	// The lasting socket is opened on a thread already in ns, not through
+	// WithNetNSFd: that always calls setns, which needs CAP_SYS_ADMIN, and the
+	// static pod has only NET_ADMIN, NET_RAW and SYS_NICE.
+	var conn *nftables.Conn
+	err := inNamespace(ns, func() error {
+		var err error
+		conn, err = nftables.New(nftables.AsLasting())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("kernel fence: nftables: %w", err)
 	}

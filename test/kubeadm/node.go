@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -205,4 +206,22 @@ func removeCgroupTree(root string, deadline time.Time) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// ContainerLogs returns the host paths of every log file the node's kubelet
+// wrote for containers named container (/var/log/pods/<pod>/<container>/N.log,
+// one per restart), oldest restart first, so a failing test can show why a
+// static pod crash-looped after the node is gone.
+func (n *Node) ContainerLogs(container string) []string {
+	files, _ := filepath.Glob(filepath.Join(n.Dir, "fs/var/log/upper/pods/*", container, "*.log"))
+	sort.Slice(files, func(i, j int) bool {
+		return restartOf(files[i]) < restartOf(files[j])
+	})
+	return files
+}
+
+// restartOf is the restart count a kubelet log file is named after.
+func restartOf(path string) int {
+	i, _ := strconv.Atoi(strings.TrimSuffix(filepath.Base(path), ".log"))
+	return i
 }
