@@ -214,12 +214,31 @@ func (h *harness) waitVIP(ctx context.Context) (time.Time, error) {
 			resp.Body.Close()
 			return time.Now(), nil
 		}
+		if err := h.crashLooping(); err != nil {
+			return time.Time{}, err
+		}
 		select {
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// crashLoops is how many restarts of a raftvip container end a wait early:
+// the VIP will not come, and the last log says why.
+const crashLoops = 3
+
+// crashLooping returns an error with the last log of a raftvip container the
+// kubelet has restarted crashLoops times.
+func (h *harness) crashLooping() error {
+	for _, n := range h.nodes {
+		logs := n.ContainerLogs("raftvip")
+		if len(logs) > 0 && restartOf(logs[len(logs)-1]) >= crashLoops {
+			return fmt.Errorf("raftvip on %s crash-loops: %s", n.Name, tail(logs[len(logs)-1], 20))
+		}
+	}
+	return nil
 }
 
 // kubectl runs kubectl from the client namespace with node 0's admin.conf,
