@@ -204,9 +204,12 @@ func drain(done chan error) error {
 // waitVIP polls https://VIP:6443/livez from the client namespace until the
 // API server answers with any HTTP status, and returns when it did.
 func (h *harness) waitVIP(ctx context.Context) (time.Time, error) {
+	// A new connection per probe: a kept-alive one to the old holder would
+	// hang until the timeout and measure that instead of the VIP's move.
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext:     h.lab.Dialer(h.lab.Client()),
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // only reachability is measured
+		DisableKeepAlives: true,
+		DialContext:       h.lab.Dialer(h.lab.Client()),
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // only reachability is measured
 	}}
 	for {
 		resp, err := c.Get("https://" + endpoint + "/livez")
