@@ -12,10 +12,9 @@ import (
 
 // countingSender records every packet instead of sending it.
 type countingSender struct {
-	mu     sync.Mutex
-	sent   map[netip.Addr]int
-	onTx   chan netip.Addr
-	isOpen bool
+	mu   sync.Mutex
+	sent map[netip.Addr]int
+	onTx chan netip.Addr
 }
 
 func (s *countingSender) send(vip netip.Addr) (int, error) {
