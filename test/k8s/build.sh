@@ -1,49 +1,31 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kube-controller-manager from the Go modules
-# pinned in this directory's go.mod, once, into a cache directory keyed on the
+# Builds the Kubernetes binaries every test harness runs, once, from the Go
+# module in ./kubeadm: etcd, kube-apiserver and kube-controller-manager (the
+# test control plane of test/cluster) and kube-scheduler, kubeadm and kubelet
+# (the kubeadm nodes of test/kubeadm). All are built with CGO_ENABLED=0, so
+# each also runs alone in a one-layer image; one set serves both harnesses, so
+# a cold CI run builds Kubernetes once. The cache directory is keyed on the
 # Kubernetes version and a hash of go.mod, go.sum and the mains. Later runs find
 # the stamp and return at once. Progress goes to stderr; the last line on stdout
-# is RAFTVIP_K8S_BIN_DIR=<dir>, which test/cluster reads.
+# is RAFTVIP_K8S_BIN_DIR=<dir>, which test/cluster and test/kubeadm read.
 #
-# `build.sh kubeadm` builds the node set instead: kubelet, kubeadm and every
-# control-plane component, from the module in ./kubeadm, with CGO_ENABLED=0 so
-# each binary runs alone in a one-layer image. Its last line is
-# RAFTVIP_KUBEADM_BIN_DIR=<dir>, which test/kubeadm reads.
-#
-#   RAFTVIP_K8S_BIN_DIR      cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-v1.37.2)
-#   RAFTVIP_KUBEADM_BIN_DIR  cache directory of the node set (default .../raftvip/k8s-v1.37.2-static)
+#   RAFTVIP_K8S_BIN_DIR  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-v1.37.2-static)
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
-set_name="${1:-}"
-case "$set_name" in
-"")
-	BINARIES=(etcd kube-apiserver kube-controller-manager)
-	out_var=RAFTVIP_K8S_BIN_DIR
-	;;
-kubeadm)
-	BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubeadm kubelet)
-	out_var=RAFTVIP_KUBEADM_BIN_DIR
-	export CGO_ENABLED=0
-	;;
-*)
-	echo "build.sh: unknown binary set \"$set_name\" (want none or kubeadm)" >&2
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubeadm kubelet)
+export CGO_ENABLED=0
+if [[ $# -gt 0 ]]; then
+	echo "build.sh: takes no arguments (one binary set serves every harness)" >&2
 	exit 2
-	;;
-esac
+fi
 
 # This module builds on its own, whatever workspace the caller is in.
 export GOWORK=off
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/raftvip"
-if [[ -n "$set_name" ]]; then
-	cd "$set_name"
-	bin_dir="${RAFTVIP_KUBEADM_BIN_DIR:-$cache/k8s-${K8S_VERSION}-static}"
-else
-	bin_dir="${RAFTVIP_K8S_BIN_DIR:-$cache/k8s-${K8S_VERSION}}"
-fi
+cd "$here/kubeadm"
+bin_dir="${RAFTVIP_K8S_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-${K8S_VERSION}-static}"
 mkdir -p "$bin_dir"
 
 mains=()
@@ -69,11 +51,11 @@ flock 9
 
 if fresh; then
 	log "cached in $bin_dir"
-	echo "$out_var=$bin_dir"
+	echo "RAFTVIP_K8S_BIN_DIR=$bin_dir"
 	exit 0
 fi
 
-log "building Kubernetes $K8S_VERSION binaries into $bin_dir (cold: about 10 minutes on 2 cores)"
+log "building Kubernetes $K8S_VERSION binaries into $bin_dir (cold: about 19 minutes on 2 cores)"
 rm -f "$stamp"
 ldflags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION}"
 ldflags+=" -X k8s.io/component-base/version.gitMajor=$(cut -d. -f1 <<<"${K8S_VERSION#v}")"
@@ -90,4 +72,4 @@ for b in "${BINARIES[@]}"; do
 done
 echo "$key" >"$stamp"
 log "all built in $((SECONDS - total_start))s"
-echo "$out_var=$bin_dir"
+echo "RAFTVIP_K8S_BIN_DIR=$bin_dir"

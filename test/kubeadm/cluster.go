@@ -17,25 +17,26 @@ const K8sVersion = "v1.37.2"
 // Components are the binaries of the node set, by name.
 var Components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubeadm", "kubelet"}
 
-// Binaries runs `test/k8s/build.sh kubeadm` (instant when cached) and returns
-// the directory of the statically linked node set.
+// Binaries runs `test/k8s/build.sh` (instant when cached) and returns the
+// directory of the statically linked set, the same one test/cluster runs, so
+// CI builds Kubernetes once.
 func Binaries(repoRoot string) (string, error) {
-	cmd := exec.Command("bash", filepath.Join(repoRoot, "test/k8s/build.sh"), "kubeadm")
+	cmd := exec.Command("bash", filepath.Join(repoRoot, "test/k8s/build.sh"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("test/k8s/build.sh kubeadm: %w\n%s", err, stderr.String())
+		return "", fmt.Errorf("test/k8s/build.sh: %w\n%s", err, stderr.String())
 	}
 	var dir string
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "RAFTVIP_KUBEADM_BIN_DIR="); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), "RAFTVIP_K8S_BIN_DIR="); ok {
 			dir = v
 		}
 	}
 	if dir == "" {
-		return "", fmt.Errorf("test/k8s/build.sh kubeadm printed no RAFTVIP_KUBEADM_BIN_DIR line:\n%s", out)
+		return "", fmt.Errorf("test/k8s/build.sh printed no RAFTVIP_K8S_BIN_DIR line:\n%s", out)
 	}
 	return dir, nil
 }
