@@ -7,8 +7,9 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN := bin/raftvip
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell go env GOPATH)/bin/staticcheck
-# Packages the netns lab needs; installed with apt-get when a command is missing.
-APT_PKGS := iproute2 iputils-ping arping tcpdump
+# Packages the netns lab and the kubeadm nodes need (containerd 1.6 and runc from
+# Debian); installed with apt-get when a command is missing.
+APT_PKGS := iproute2 iputils-ping arping tcpdump containerd runc
 FUZZTIME ?= 10s
 
 .PHONY: all build test unit lint bench demo deps k8s-bins clean
@@ -20,14 +21,16 @@ build:
 
 # deps installs the lab's system packages when any is missing (needs root).
 deps:
-	@missing=""; for c in ip ping arping tcpdump; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in ip ping arping tcpdump containerd ctr runc; do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		echo ">> installing $(APT_PKGS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	fi
 
-# k8s-bins builds kube-apiserver, kube-controller-manager and etcd once per version
-# (about 9 minutes cold on 2 cores) and caches them; later runs reuse the cache.
+# k8s-bins builds, once per version, the one static (CGO_ENABLED=0) Kubernetes set
+# every harness runs: etcd, kube-apiserver, kube-controller-manager for the test
+# control plane, plus kube-scheduler, kubeadm and kubelet for the kubeadm nodes
+# (about 19 minutes cold on 2 cores); later runs reuse the cache.
 k8s-bins:
 	bash test/k8s/build.sh
 
@@ -44,7 +47,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	cd test/k8s && GOWORK=off $(GO) vet ./...
+	cd test/k8s/kubeadm && GOWORK=off $(GO) vet ./...
 
 # bench prints numbers, never pass/fail on time. In-process benchmarks run for Go's
 # default time; lab and control-plane benchmarks measure their own trials once.

@@ -58,12 +58,14 @@ func TestRenderMountsReloadedFilesByDirectory(t *testing.T) {
 		{"/etc/kubernetes/pki/ca.crt", corev1.HostPathFile},
 		// A file inside a mounted directory is not mounted again.
 		{"/etc/raftvip/bgp-password", corev1.HostPathFile},
+		// The admin socket's directory, last and writable.
+		{AdminSocketDir, corev1.HostPathDirectoryOrCreate},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("volumes %v, want %v", got, want)
 	}
 	c := pod.Spec.Containers[0]
-	for _, m := range c.VolumeMounts[1:] {
+	for _, m := range c.VolumeMounts[1 : len(c.VolumeMounts)-1] {
 		if !m.ReadOnly {
 			t.Errorf("mount %s is writable", m.MountPath)
 		}

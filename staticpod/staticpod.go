@@ -86,6 +86,15 @@ func Render(o Options) ([]byte, error) {
 			mount(fmt.Sprintf("file-%d", i), p, &file)
 		}
 	}
+	// The admin socket's directory comes from the host, writable, so `raftvip
+	// members` and `raftvip snapshot save` run on the node reach the agent (the
+	// container's root filesystem is read-only).
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
+		Name:         "run",
+		VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: AdminSocketDir, Type: &dirOrCreate}},
+	})
+	pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts,
+		corev1.VolumeMount{Name: "run", MountPath: AdminSocketDir})
 	if len(o.HostPaths) > 0 || len(o.HostDirs) > 0 {
 		// kubeadm's PKI files are root-owned 0600: the agent reads them as root.
 		root := int64(0)

@@ -43,6 +43,12 @@ func TestRender(t *testing.T) {
 	if m := c.VolumeMounts[1]; m.MountPath != "/etc/kubernetes/pki/ca.crt" || !m.ReadOnly {
 		t.Errorf("certificate mount %+v", m)
 	}
+	if m := c.VolumeMounts[len(c.VolumeMounts)-1]; m.MountPath != AdminSocketDir || m.ReadOnly {
+		t.Errorf("admin socket mount %+v, want %s writable", m, AdminSocketDir)
+	}
+	if v := pod.Spec.Volumes[len(pod.Spec.Volumes)-1]; v.HostPath == nil || v.HostPath.Path != AdminSocketDir {
+		t.Errorf("admin socket volume %+v, want hostPath %s", v, AdminSocketDir)
+	}
 }
 
 func TestRenderRefusesBadStatusAddress(t *testing.T) {

@@ -42,7 +42,15 @@ func staleFenceTables(found, keep []string) []string {
 // table kept silent must not start answering. Call it at start, after the
 // Holders have installed their own fences and before any VIP is held.
 func RemoveStaleFences(ns netns.NsHandle, keep []string) ([]string, error) {
-	conn, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	// Sockets open on a thread already in ns (inNamespace), never through
+	// WithNetNSFd or NewHandleAt: those always call setns, which needs
+	// CAP_SYS_ADMIN, and the static pod does not have it.
+	var conn *nftables.Conn
+	err := inNamespace(ns, func() error {
+		var err error
+		conn, err = nftables.New()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("stale fences: nftables: %w", err)
 	}
@@ -102,7 +110,12 @@ func removeFencedAddresses(ns netns.NsHandle, fenced map[netip.Addr]bool) error 
 	if len(fenced) == 0 {
 		return nil
 	}
-	h, err := netlink.NewHandleAt(ns)
+	var h *netlink.Handle
+	err := inNamespace(ns, func() error {
+		var err error
+		h, err = netlink.NewHandle()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("stale fences: netlink: %w", err)
 	}

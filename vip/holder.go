@@ -69,7 +69,15 @@ func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("holder for %q: current network namespace: %w", iface, err)
 	}
-	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	// NewHandle, not NewHandleAt: NewHandleAt always calls setns, which needs
+	// CAP_SYS_ADMIN, and the static pod has only NET_ADMIN, NET_RAW and
+	// SYS_NICE. inNamespace enters ns only when the thread is elsewhere.
+	var nl *netlink.Handle
+	err = inNamespace(ns, func() error {
+		var err error
+		nl, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
 	if err != nil {
 		_ = ns.Close()
 		return nil, fmt.Errorf("holder for %q: netlink: %w", iface, err)

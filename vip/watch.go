@@ -3,6 +3,7 @@ package vip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -74,15 +75,23 @@ func (h *Holder) watchOnce(ctx context.Context, every time.Duration, onLink func
 		default:
 		}
 	}
-	ns := h.ns
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: subscribeBuffer,
-	}); err != nil {
-		return err
-	}
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: subscribeBuffer,
-	}); err != nil {
+	// The sockets are opened on a thread in h.ns rather than through the
+	// options' Namespace, which always calls setns (CAP_SYS_ADMIN, which the
+	// static pod does not have).
+	err := inNamespace(h.ns, func() error {
+		if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{
+			ErrorCallback: report, ReceiveBufferSize: subscribeBuffer,
+		}); err != nil {
+			return fmt.Errorf("subscribe to address changes: %w", err)
+		}
+		if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
+			ErrorCallback: report, ReceiveBufferSize: subscribeBuffer,
+		}); err != nil {
+			return fmt.Errorf("subscribe to link changes: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	tick := time.NewTicker(every)

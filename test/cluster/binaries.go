@@ -100,7 +100,7 @@ func defaultBinDir(getenv func(string) string) string {
 	if cache == "" {
 		cache = filepath.Join(getenv("HOME"), ".cache")
 	}
-	return filepath.Join(cache, "raftvip", "k8s-"+K8sVersion)
+	return filepath.Join(cache, "raftvip", "k8s-"+K8sVersion+"-static")
 }
 
 // runBuildScript runs build.sh and returns the directory it reports.

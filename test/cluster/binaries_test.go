@@ -19,8 +19,8 @@ func TestDefaultBinDir(t *testing.T) {
 		want string
 	}{
 		{"override wins", map[string]string{EnvBinDir: "/bins", "XDG_CACHE_HOME": "/xdg", "HOME": "/home/u"}, "/bins"},
-		{"xdg cache", map[string]string{"XDG_CACHE_HOME": "/xdg", "HOME": "/home/u"}, "/xdg/raftvip/k8s-" + K8sVersion},
-		{"home cache", map[string]string{"HOME": "/home/u"}, "/home/u/.cache/raftvip/k8s-" + K8sVersion},
+		{"xdg cache", map[string]string{"XDG_CACHE_HOME": "/xdg", "HOME": "/home/u"}, "/xdg/raftvip/k8s-" + K8sVersion + "-static"},
+		{"home cache", map[string]string{"HOME": "/home/u"}, "/home/u/.cache/raftvip/k8s-" + K8sVersion + "-static"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := defaultBinDir(env(tc.env)); got != tc.want {
@@ -41,7 +41,7 @@ func TestBuildScriptDefaultMatchesGo(t *testing.T) {
 	}
 	for _, want := range []string{
 		`K8S_VERSION=` + K8sVersion,
-		`${RAFTVIP_K8S_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-${K8S_VERSION}}`,
+		`${RAFTVIP_K8S_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-${K8S_VERSION}-static}`,
 		`echo "` + binDirPrefix + `$bin_dir"`,
 	} {
 		if !strings.Contains(string(b), want) {

@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kube-controller-manager from the Go modules
-# pinned in this directory's go.mod, once, into a cache directory keyed on the
+# Builds the Kubernetes binaries every test harness runs, once, from the Go
+# module in ./kubeadm: etcd, kube-apiserver and kube-controller-manager (the
+# test control plane of test/cluster) and kube-scheduler, kubeadm and kubelet
+# (the kubeadm nodes of test/kubeadm). All are built with CGO_ENABLED=0, so
+# each also runs alone in a one-layer image; one set serves both harnesses, so
+# a cold CI run builds Kubernetes once. The cache directory is keyed on the
 # Kubernetes version and a hash of go.mod, go.sum and the mains. Later runs find
 # the stamp and return at once. Progress goes to stderr; the last line on stdout
-# is RAFTVIP_K8S_BIN_DIR=<dir>, which test/cluster reads.
+# is RAFTVIP_K8S_BIN_DIR=<dir>, which test/cluster and test/kubeadm read.
 #
-#   RAFTVIP_K8S_BIN_DIR  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-v1.37.2)
+#   RAFTVIP_K8S_BIN_DIR  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-v1.37.2-static)
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
-BINARIES=(etcd kube-apiserver kube-controller-manager)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubeadm kubelet)
+export CGO_ENABLED=0
+if [[ $# -gt 0 ]]; then
+	echo "build.sh: takes no arguments (one binary set serves every harness)" >&2
+	exit 2
+fi
 
 # This module builds on its own, whatever workspace the caller is in.
 export GOWORK=off
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here"
-
-bin_dir="${RAFTVIP_K8S_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-${K8S_VERSION}}"
+cd "$here/kubeadm"
+bin_dir="${RAFTVIP_K8S_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raftvip/k8s-${K8S_VERSION}-static}"
 mkdir -p "$bin_dir"
 
-key="$K8S_VERSION $(cat go.mod go.sum cmd/*/main.go | sha256sum | cut -d' ' -f1)"
+mains=()
+for b in "${BINARIES[@]}"; do
+	mains+=("cmd/$b/main.go")
+done
+key="$K8S_VERSION $(cat go.mod go.sum "${mains[@]}" | sha256sum | cut -d' ' -f1)"
 stamp="$bin_dir/.stamp"
 
 log() { printf '[k8s-bins %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -43,7 +55,7 @@ if fresh; then
 	exit 0
 fi
 
-log "building Kubernetes $K8S_VERSION binaries into $bin_dir (cold: about 10 minutes on 2 cores)"
+log "building Kubernetes $K8S_VERSION binaries into $bin_dir (cold: about 19 minutes on 2 cores)"
 rm -f "$stamp"
 ldflags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION}"
 ldflags+=" -X k8s.io/component-base/version.gitMajor=$(cut -d. -f1 <<<"${K8S_VERSION#v}")"
