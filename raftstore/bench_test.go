@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os/exec"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // electionTrials is how many leader losses each election benchmark times
@@ -168,33 +165,12 @@ func BenchmarkGracefulHandover(b *testing.B) {
 func BenchmarkIdleUnderCPULoad(b *testing.B) {
 	c := newCluster(b, 3, newTestCA(b, "ca"), DefaultTimeouts())
 	settle(c)
-	elections := func() float64 {
-		var sum float64
-		for _, n := range c.running() {
-			var m dto.Metric
-			if err := n.metrics.stateChanges.WithLabelValues("Candidate").Write(&m); err != nil {
-				b.Fatal(err)
-			}
-			sum += m.GetCounter().GetValue()
-		}
-		return sum
-	}
-	before := elections()
-	var hogs []*exec.Cmd
-	for range 2 * runtime.NumCPU() {
-		cmd := exec.Command("sh", "-c", "while :; do :; done")
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		hogs = append(hogs, cmd)
-	}
+	before := candidacies(b, c)
+	stop := startCPUHogs(b)
 	time.Sleep(10 * time.Second)
-	for _, h := range hogs {
-		_ = h.Process.Kill()
-		_ = h.Wait()
-	}
+	stop()
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(elections()-before, "elections/10s")
+	b.ReportMetric(candidacies(b, c)-before, "elections/10s")
 }
 
 // BenchmarkApply measures committed commands per second on a three-node

@@ -65,19 +65,9 @@ func BenchmarkLeaderWithNonvoters(b *testing.B) {
 	with := processCores(b, 5*time.Second)
 	before := candidacies(b, c)
 	leader := voterLeader(b, c).id
-	var hogs []*exec.Cmd
-	for range 2 * runtime.NumCPU() {
-		cmd := exec.Command("sh", "-c", "while :; do :; done")
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		hogs = append(hogs, cmd)
-	}
+	stop := startCPUHogs(b)
 	time.Sleep(10 * time.Second)
-	for _, h := range hogs {
-		_ = h.Process.Kill()
-		_ = h.Wait()
-	}
+	stop()
 	kept := 0.0
 	if voterLeader(b, c).id == leader {
 		kept = 1
@@ -122,7 +112,27 @@ func processCores(b *testing.B, d time.Duration) float64 {
 	return float64(cpu()-start) / float64(time.Since(t0))
 }
 
-// candidacies counts the times the voters became candidates (elections).
+// startCPUHogs starts two shell busy-loops per CPU and returns what stops them.
+func startCPUHogs(b *testing.B) (stop func()) {
+	b.Helper()
+	var hogs []*exec.Cmd
+	for range 2 * runtime.NumCPU() {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		hogs = append(hogs, cmd)
+	}
+	return func() {
+		for _, h := range hogs {
+			_ = h.Process.Kill()
+			_ = h.Wait()
+		}
+	}
+}
+
+// candidacies counts the times the voters (n1..n3) became candidates: the
+// elections.
 func candidacies(b *testing.B, c *cluster) float64 {
 	b.Helper()
 	var sum float64
