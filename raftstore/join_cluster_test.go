@@ -27,7 +27,7 @@ type joinCluster struct {
 	wg   sync.WaitGroup
 }
 
-func newJoinCluster(t *testing.T, maxNonvoters int) *joinCluster {
+func newJoinCluster(t testing.TB, maxNonvoters int) *joinCluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	jc := &joinCluster{
