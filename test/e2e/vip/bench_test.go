@@ -69,11 +69,13 @@ func failoverGap(b *testing.B, l *lab.Lab, all []*agents.Agent, move func(leader
 	return gap
 }
 
-// BenchmarkControlPlaneFailoverLinkCut: the leader's cable is pulled.
+// BenchmarkControlPlaneFailoverLinkCut: the leader's cable is pulled. The
+// agents' flags can be changed with RAFTVIP_BENCH_AGENT_FLAGS, to compare
+// timeouts against the defaults.
 func BenchmarkControlPlaneFailoverLinkCut(b *testing.B) {
 	l := lab.New(b, 3, lab.WithoutIPv6())
 	l.StartEcho(echoPort)
-	all := agents.StartLab(b, l, agents.LabOptions{VIPs: []string{vip4}, Extra: []string{"--log-level=info"}})
+	all := agents.StartLab(b, l, agents.LabOptions{VIPs: []string{vip4}, Extra: append([]string{"--log-level=info"}, strings.Fields(os.Getenv("RAFTVIP_BENCH_AGENT_FLAGS"))...)})
 	var gaps []time.Duration
 	for range benchTrials() {
 		gaps = append(gaps, failoverGap(b, l, all,
