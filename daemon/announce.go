@@ -113,18 +113,21 @@ func fenced(lastContact time.Time, fence time.Duration, now time.Time) bool {
 // a healthy quorum member.
 func (d *Daemon) holderlessLoop(ctx context.Context) {
 	var acks acker
+	// The state is copied only when it changed; the ticks only retry acks.
 	changed := d.node.Changed()
+	st := d.node.State()
 	tick := time.NewTicker(ackRetry)
 	defer tick.Stop()
 	for {
 		now := time.Now()
 		d.health.beat("announce", now)
-		d.confirmReleases(&acks, d.node.State(), nil, now)
+		d.confirmReleases(&acks, st, nil, now)
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 			changed = d.node.Changed()
+			st = d.node.State()
 		case <-tick.C:
 		}
 	}

@@ -92,7 +92,7 @@ func (d *Daemon) reportRefreshLoop(ctx context.Context) {
 			}
 		}
 		leader, _ := d.node.Leader()
-		committed, found := d.node.State().Nodes[d.cfg.NodeName]
+		committed, found := d.node.NodeReport(d.cfg.NodeName)
 		why := reportRefresh(committed, found, d.bgp == nil && len(d.holders) > 0, leader, lastLeader)
 		if why == refreshIncomplete && !backoff.due(true, time.Now()) {
 			continue

@@ -24,3 +24,16 @@ func (n *Node) Owner(vip string) (Owner, bool) { return n.fsm.Owner(vip) }
 
 // Advertises reports whether node advertises vip in the latest applied state.
 func (n *Node) Advertises(vip, node string) bool { return n.fsm.Advertises(vip, node) }
+
+// NodeReport returns node's committed report in the state as applied here,
+// without copying the rest of the state: each node checks its own twice a
+// second (daemon/reportrefresh.go), and the state grows with the Services.
+func (f *FSM) NodeReport(node string) (NodeInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n, ok := f.state.Nodes[node]
+	return n.clone(), ok
+}
+
+// NodeReport returns node's committed report as applied here (FSM.NodeReport).
+func (n *Node) NodeReport(node string) (NodeInfo, bool) { return n.fsm.NodeReport(node) }
