@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -28,37 +25,15 @@ func BenchmarkJoinToVoters(b *testing.B) {
 }
 
 func joinToVoters(b *testing.B) time.Duration {
-	dir, err := os.MkdirTemp("", "rv-joinbench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	caCert, caKey := writeCA(b, dir)
-	var procs []*agentProc
-	defer func() {
-		for _, a := range procs {
-			if a.cmd.ProcessState == nil {
-				a.cmd.Process.Kill()
-			}
-		}
-	}()
-	cp1Raft := freePort(b)
-	start := func(name string, raftPort int, extra ...string) *agentProc {
-		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", freePort(b)), log: filepath.Join(dir, name+".log")}
-		args := []string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
-			fmt.Sprintf("--raft-port=%d", raftPort), "--status-address=" + a.status[len("http://"):],
-			"--data-dir=" + filepath.Join(dir, name), "--admin-socket=" + filepath.Join(dir, name+".sock"), "--apiserver-health-url=",
-			"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey}
-		startAgent(b, a, append(args, extra...))
-		procs = append(procs, a)
-		return a
-	}
-	cp1 := start("cp1", cp1Raft, "--bootstrap")
-	waitAgreement(b, procs, "")
-	join := fmt.Sprintf("--join=127.0.0.1:%d", cp1Raft)
+	ta := newTLSAgents(b, "rv-joinbench")
+	// Each trial's agents stop before the next starts, not at the end.
+	defer ta.killAll()
+	cp1 := ta.start("cp1", "cp1", "--bootstrap")
+	waitAgreement(b, ta.procs, "")
+	join := "--join=" + ta.raft["cp1"]
 	t0 := time.Now()
-	start("cp2", freePort(b), join, "--control-plane")
-	start("cp3", freePort(b), join, "--control-plane")
+	ta.start("cp2", "cp2", join, "--control-plane")
+	ta.start("cp3", "cp3", join, "--control-plane")
 	deadline := t0.Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		st, err := getStatus(cp1.status)

@@ -17,39 +17,14 @@ import (
 // (two voters would be worse than one), then promotes both, and `raftvip members
 // list` shows three voters.
 func TestBootstrapThenJoinControlPlane(t *testing.T) {
-	dir, err := os.MkdirTemp("", "rv-join")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	caCert, caKey := writeCA(t, dir)
-	ports := map[string]int{"cp1": freePort(t), "cp2": freePort(t), "cp3": freePort(t)}
-	sock := func(name string) string { return filepath.Join(dir, name+".sock") }
-	var agents []*agentProc
-	start := func(name string, extra ...string) *agentProc {
-		sp := freePort(t)
-		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", sp), log: filepath.Join(dir, name+".log")}
-		args := []string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
-			fmt.Sprintf("--raft-port=%d", ports[name]), fmt.Sprintf("--status-address=127.0.0.1:%d", sp),
-			"--data-dir=" + filepath.Join(dir, name), "--admin-socket=" + sock(name), "--apiserver-health-url=",
-			"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey}
-		startAgent(t, a, append(args, extra...))
-		agents = append(agents, a)
-		return a
-	}
-	t.Cleanup(func() {
-		for _, a := range agents {
-			if a.cmd.ProcessState == nil {
-				a.cmd.Process.Kill()
-			}
-		}
-	})
-	cp1 := fmt.Sprintf("127.0.0.1:%d", ports["cp1"])
-	start("cp1", "--bootstrap")
-	if leader, _ := waitAgreement(t, agents, ""); leader != "cp1" {
+	ta := newTLSAgents(t, "rv-join")
+	dir, sock := ta.dir, ta.socket
+	first := ta.start("cp1", "cp1", "--bootstrap")
+	if leader, _ := waitAgreement(t, ta.procs, ""); leader != "cp1" {
 		t.Fatalf("bootstrap node follows %s", leader)
 	}
-	start("cp2", "--join="+cp1, "--control-plane")
+	cp1 := ta.raft["cp1"]
+	ta.start("cp2", "cp2", "--join="+cp1, "--control-plane")
 	suffrage := func(name string) map[string]string {
 		_, list, _ := membersJSON(t, sock(name))
 		out := map[string]string{}
@@ -65,7 +40,7 @@ func TestBootstrapThenJoinControlPlane(t *testing.T) {
 		t.Fatalf("cp2 promoted alone: %v", got)
 	}
 	// The leader's status says why cp2 waits.
-	st, err := getStatus(agents[0].status)
+	st, err := getStatus(first.status)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +53,10 @@ func TestBootstrapThenJoinControlPlane(t *testing.T) {
 	if !strings.HasPrefix(held, raftstore.PromotionWaiting+": ") || !strings.Contains(held, "even count") {
 		t.Fatalf("cp2's promotion in the leader's status: %q, want it waiting for an odd count", held)
 	}
-	if code, out := run(t, nil, "status", "--addr", agents[0].status); code != 0 || !strings.Contains(out, "nonvoter (waiting: cp2 is caught up, held") {
+	if code, out := run(t, nil, "status", "--addr", first.status); code != 0 || !strings.Contains(out, "nonvoter (waiting: cp2 is caught up, held") {
 		t.Fatalf("raftvip status does not show the held promotion: exit %d\n%s", code, out)
 	}
-	start("cp3", "--join="+cp1, "--join="+fmt.Sprintf("127.0.0.1:%d", ports["cp2"]), "--control-plane")
+	ta.start("cp3", "cp3", "--join="+cp1, "--join="+ta.raft["cp2"], "--control-plane")
 	waitUntil(t, dir, "three voters", func() bool {
 		got := suffrage("cp3")
 		return len(got) == 3 && got["cp1"] == raftstore.SuffrageVoter && got["cp2"] == raftstore.SuffrageVoter && got["cp3"] == raftstore.SuffrageVoter
@@ -162,28 +137,8 @@ func TestManifestPodForBootstrapAndJoin(t *testing.T) {
 // stops with one error naming the refusal instead of asking forever; the
 // cluster is untouched.
 func TestPermanentlyRefusedJoinerExits(t *testing.T) {
-	dir, err := os.MkdirTemp("", "rv-refused")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	caCert, caKey := writeCA(t, dir)
-	cp1Raft := freePort(t)
-	args := func(name, data string, raftPort int, extra ...string) []string {
-		return append([]string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
-			fmt.Sprintf("--raft-port=%d", raftPort), fmt.Sprintf("--status-address=127.0.0.1:%d", freePort(t)),
-			"--data-dir=" + filepath.Join(dir, data), "--admin-socket=" + filepath.Join(dir, data+".sock"), "--apiserver-health-url=",
-			"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey}, extra...)
-	}
-	cp1 := &agentProc{name: "cp1", log: filepath.Join(dir, "cp1.log")}
-	a := args("cp1", "cp1", cp1Raft, "--bootstrap")
-	for _, s := range a {
-		if v, ok := strings.CutPrefix(s, "--status-address="); ok {
-			cp1.status = "http://" + v
-		}
-	}
-	startAgent(t, cp1, a)
-	t.Cleanup(func() { cp1.cmd.Process.Kill() })
+	ta := newTLSAgents(t, "rv-refused")
+	cp1 := ta.start("cp1", "cp1", "--bootstrap")
 	waitAgreement(t, []*agentProc{cp1}, "")
 
 	done := make(chan struct{})
@@ -191,7 +146,7 @@ func TestPermanentlyRefusedJoinerExits(t *testing.T) {
 	var out string
 	go func() {
 		defer close(done)
-		code, out = run(t, nil, args("cp1", "impostor", freePort(t), fmt.Sprintf("--join=127.0.0.1:%d", cp1Raft), "--control-plane")...)
+		code, out = run(t, nil, ta.args("cp1", "impostor", freePort(t), freePort(t), "--join="+ta.raft["cp1"], "--control-plane")...)
 	}()
 	select {
 	case <-done:

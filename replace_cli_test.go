@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -22,33 +20,12 @@ import (
 //
 // After each, three voters run and agree on one leader.
 func TestReplaceDeadControlPlaneNode(t *testing.T) {
-	dir, err := os.MkdirTemp("", "rv-replace")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	caCert, caKey := writeCA(t, dir)
-	procs := map[string]*agentProc{}
-	raftAddr := map[string]string{} // the current machine of each name
-	var all []*agentProc
-	t.Cleanup(func() {
-		for _, a := range all {
-			if a.cmd.ProcessState == nil {
-				a.cmd.Process.Kill()
-			}
-		}
-	})
+	ta := newTLSAgents(t, "rv-replace")
+	dir := ta.dir
+	procs := map[string]*agentProc{} // the live machine of each name
 	start := func(name, data string, extra ...string) *agentProc {
-		sp, rp := freePort(t), freePort(t)
-		a := &agentProc{name: name, status: fmt.Sprintf("http://127.0.0.1:%d", sp), log: filepath.Join(dir, data+".log")}
-		args := []string{"agent", "--node-name=" + name, "--advertise-address=127.0.0.1",
-			fmt.Sprintf("--raft-port=%d", rp), fmt.Sprintf("--status-address=127.0.0.1:%d", sp),
-			"--data-dir=" + filepath.Join(dir, data), "--admin-socket=" + filepath.Join(dir, data+".sock"), "--apiserver-health-url=",
-			"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey}
-		startAgent(t, a, append(args, extra...))
-		raftAddr[name] = fmt.Sprintf("127.0.0.1:%d", rp)
+		a := ta.start(name, data, extra...)
 		procs[name] = a
-		all = append(all, a)
 		return a
 	}
 	running := func() []*agentProc {
@@ -74,7 +51,7 @@ func TestReplaceDeadControlPlaneNode(t *testing.T) {
 	}
 	cp1 := start("cp1", "cp1", "--bootstrap")
 	waitAgreement(t, running(), "")
-	join := "--join=" + raftAddr["cp1"]
+	join := "--join=" + ta.raft["cp1"]
 	start("cp2", "cp2", join, "--control-plane")
 	start("cp3", "cp3", join, "--control-plane")
 	waitUntil(t, dir, "three voters", func() bool { return slices.Equal(voters(cp1), []string{"cp1", "cp2", "cp3"}) })
@@ -82,7 +59,7 @@ func TestReplaceDeadControlPlaneNode(t *testing.T) {
 	// A new machine under a new name.
 	stopAgent(t, procs["cp3"], syscall.SIGKILL)
 	delete(procs, "cp3")
-	if code, out := run(t, nil, "members", "remove", "--admin-socket", filepath.Join(dir, "cp1.sock"), "cp3"); code != 0 || !strings.Contains(out, "removed cp3") {
+	if code, out := run(t, nil, "members", "remove", "--admin-socket", ta.socket("cp1"), "cp3"); code != 0 || !strings.Contains(out, "removed cp3") {
 		t.Fatalf("members remove cp3: exit %d\n%s", code, out)
 	}
 	start("cp4", "cp4", join, "--control-plane")
@@ -100,7 +77,7 @@ func TestReplaceDeadControlPlaneNode(t *testing.T) {
 		}
 		for _, s := range st.Servers {
 			if s.ID == "cp2" {
-				return s.Suffrage == raftstore.SuffrageVoter && s.Address == raftAddr["cp2"]
+				return s.Suffrage == raftstore.SuffrageVoter && s.Address == ta.raft["cp2"]
 			}
 		}
 		return false
