@@ -232,3 +232,28 @@ func (l *Lab) Dialer(ns string) func(ctx context.Context, network, addr string) 
 		return c, err
 	}
 }
+
+// AddMacvlan gives every node a link name on its eth0 (a bridge-mode macvlan with
+// MAC mac(i)), up, standing in for a VLAN or a second NIC. arp_ignore=1 keeps
+// eth0 from answering ARP for the link's addresses, and the link for eth0's, as
+// on a host whose links each carry their own addresses. When addr is not nil,
+// node i's link also gets addr(i) (ADDRESS/PREFIX), for a VIP whose subnet must
+// be configured on its link.
+func (l *Lab) AddMacvlan(name string, mac func(i int) net.HardwareAddr, addr func(i int) string) {
+	l.t.Helper()
+	for i := range l.Nodes() {
+		cmds := [][]string{
+			{"sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf." + Iface + ".arp_ignore=1"},
+			{"ip", "link", "add", name, "link", Iface, "address", mac(i).String(), "type", "macvlan", "mode", "bridge"},
+		}
+		if addr != nil {
+			cmds = append(cmds, []string{"ip", "addr", "add", addr(i), "dev", name})
+		}
+		cmds = append(cmds, []string{"ip", "link", "set", name, "up"})
+		for _, c := range cmds {
+			if _, err := l.Exec(l.Node(i), c...); err != nil {
+				l.t.Fatalf("lab: macvlan %s on node %d: %v", name, i, err)
+			}
+		}
+	}
+}

@@ -28,24 +28,6 @@ func poolIfaceMAC(i int) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x72, 0x76, 0x00, 0x02, byte(0x10 + i)}
 }
 
-// addPoolIfaces gives every lab node poolIface. arp_ignore=1 keeps eth0 from
-// answering ARP for the VIPs on poolIface (and poolIface for eth0's), as on a
-// host whose pools live on links of their own.
-func addPoolIfaces(tb testing.TB, l *lab.Lab) {
-	tb.Helper()
-	for i := range l.Nodes() {
-		for _, s := range [][]string{
-			{"sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf." + lab.Iface + ".arp_ignore=1"},
-			{"ip", "link", "add", poolIface, "link", lab.Iface, "address", poolIfaceMAC(i).String(), "type", "macvlan", "mode", "bridge"},
-			{"ip", "link", "set", poolIface, "up"},
-		} {
-			if _, err := l.Exec(l.Node(i), s...); err != nil {
-				tb.Fatalf("node %d: %v", i, err)
-			}
-		}
-	}
-}
-
 // onLink reports whether vip is an address of iface in node i's namespace.
 func onLink(l *lab.Lab, i int, iface string, vip netip.Addr) (bool, error) {
 	out, err := l.Exec(l.Node(i), "ip", "-o", "addr", "show", "dev", iface)
@@ -77,7 +59,7 @@ func poolEnv(tb testing.TB) (e *env, main, second []netip.Addr) {
 	e = startEnvWith(tb, envOptions{
 		pools:   []string{mainPool, secondPool},
 		extra:   []string{"--log-level=info"},
-		prepare: func(l *lab.Lab) { addPoolIfaces(tb, l) },
+		prepare: func(l *lab.Lab) { l.AddMacvlan(poolIface, poolIfaceMAC, nil) },
 	})
 	e.cp.CreatePod(tb, cluster.Pod{Namespace: appNS, Name: "web-1", Node: "node0", IPs: []string{"10.244.0.10"},
 		Labels: map[string]string{"app": "web"}, Ready: true})

@@ -29,20 +29,8 @@ func vipIfaceMAC(i int) net.HardwareAddr {
 // there.
 func TestLeaderWithVIPLinkDownHandsOver(t *testing.T) {
 	l := lab.New(t, 3, lab.WithoutIPv6())
-	for i := range l.Nodes() {
-		for _, s := range [][]string{
-			// eth0 must not answer ARP for the VIP on vlan1 (nor vlan1 for eth0's).
-			{"sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf." + lab.Iface + ".arp_ignore=1"},
-			{"ip", "link", "add", vipIface, "link", lab.Iface, "address", vipIfaceMAC(i).String(), "type", "macvlan", "mode", "bridge"},
-			// The VIP's subnet must be configured on its link (the agent checks).
-			{"ip", "addr", "add", fmt.Sprintf("198.51.100.%d/24", 61+i), "dev", vipIface},
-			{"ip", "link", "set", vipIface, "up"},
-		} {
-			if _, err := l.Exec(l.Node(i), s...); err != nil {
-				t.Fatalf("node %d: %v", i, err)
-			}
-		}
-	}
+	// The VIP's subnet must be configured on its link (the agent checks).
+	l.AddMacvlan(vipIface, vipIfaceMAC, func(i int) string { return fmt.Sprintf("198.51.100.%d/24", 61+i) })
 	all := agents.StartLab(t, l, agents.LabOptions{VIPs: []string{vip4}, Extra: []string{"--interface=" + vipIface}})
 	leader := agents.Leader(t, all, 20*time.Second)
 	v := netip.MustParseAddr(vip4)
