@@ -79,15 +79,7 @@ func NewFenceTableAt(ns netns.NsHandle, table string) (*Fence, error) {
 	if table == "" {
 		return nil, errors.New("kernel fence: empty table name")
 	}
-	// The lasting socket is opened on a thread already in ns, not through
-	// WithNetNSFd: that always calls setns, which needs CAP_SYS_ADMIN, and the
-	// static pod has only NET_ADMIN, NET_RAW and SYS_NICE.
-	var conn *nftables.Conn
-	err := inNamespace(ns, func() error {
-		var err error
-		conn, err = nftables.New(nftables.AsLasting())
-		return err
-	})
+	conn, err := nftablesIn(ns, nftables.AsLasting())
 	if err != nil {
 		return nil, fmt.Errorf("kernel fence: nftables: %w", err)
 	}

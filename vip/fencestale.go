@@ -42,15 +42,7 @@ func staleFenceTables(found, keep []string) []string {
 // table kept silent must not start answering. Call it at start, after the
 // Holders have installed their own fences and before any VIP is held.
 func RemoveStaleFences(ns netns.NsHandle, keep []string) ([]string, error) {
-	// Sockets open on a thread already in ns (inNamespace), never through
-	// WithNetNSFd or NewHandleAt: those always call setns, which needs
-	// CAP_SYS_ADMIN, and the static pod does not have it.
-	var conn *nftables.Conn
-	err := inNamespace(ns, func() error {
-		var err error
-		conn, err = nftables.New()
-		return err
-	})
+	conn, err := nftablesIn(ns)
 	if err != nil {
 		return nil, fmt.Errorf("stale fences: nftables: %w", err)
 	}
@@ -110,12 +102,7 @@ func removeFencedAddresses(ns netns.NsHandle, fenced map[netip.Addr]bool) error 
 	if len(fenced) == 0 {
 		return nil
 	}
-	var h *netlink.Handle
-	err := inNamespace(ns, func() error {
-		var err error
-		h, err = netlink.NewHandle()
-		return err
-	})
+	h, err := netlinkIn(ns)
 	if err != nil {
 		return fmt.Errorf("stale fences: netlink: %w", err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // followUpDelays are the re-announcements after a VIP is taken, measured from
@@ -69,15 +68,7 @@ func NewHolder(iface string, logger *slog.Logger) (*Holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("holder for %q: current network namespace: %w", iface, err)
 	}
-	// NewHandle, not NewHandleAt: NewHandleAt always calls setns, which needs
-	// CAP_SYS_ADMIN, and the static pod has only NET_ADMIN, NET_RAW and
-	// SYS_NICE. inNamespace enters ns only when the thread is elsewhere.
-	var nl *netlink.Handle
-	err = inNamespace(ns, func() error {
-		var err error
-		nl, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-		return err
-	})
+	nl, err := netlinkIn(ns)
 	if err != nil {
 		_ = ns.Close()
 		return nil, fmt.Errorf("holder for %q: netlink: %w", iface, err)

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // inNamespace runs fn on an OS thread inside ns. Opening sockets and reading
@@ -43,4 +46,31 @@ func inNamespace(ns netns.NsHandle, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// netlinkIn opens a netlink route handle whose socket lives in ns. Not
+// netlink.NewHandleAt: that always calls setns, even into the namespace the
+// thread is in, and setns needs CAP_SYS_ADMIN, which the static pod does not
+// have (it has NET_ADMIN, NET_RAW and SYS_NICE); inNamespace switches only when
+// the thread is elsewhere.
+func netlinkIn(ns netns.NsHandle) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := inNamespace(ns, func() error {
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	return h, err
+}
+
+// nftablesIn opens an nftables connection whose socket lives in ns, for the
+// same reason not through nftables.WithNetNSFd (which always calls setns).
+func nftablesIn(ns netns.NsHandle, opts ...nftables.ConnOption) (*nftables.Conn, error) {
+	var c *nftables.Conn
+	err := inNamespace(ns, func() error {
+		var err error
+		c, err = nftables.New(opts...)
+		return err
+	})
+	return c, err
 }
