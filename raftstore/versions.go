@@ -152,23 +152,24 @@ func (n *Node) Gated(feature string) (bool, []string) {
 func (n *Node) gate(c Command) (Command, error) {
 	members := n.memberIDs()
 	known := n.caps.known(n.fsm.nodeCommands(), n.id)
-	if r, ok := c.(ReportNode); ok && r.Node.Commands != nil && len(featureGate(FeatureNodeCommands, members, known)) > 0 {
-		r.Node.Commands = nil
-		c = r
-	}
-	if r, ok := c.(ReportNode); ok && r.Node.Interfaces != nil && len(featureGate(FeatureNodeInterfaces, members, known)) > 0 {
-		r.Node.Interfaces = nil
-		c = r
-	}
-	if r, ok := c.(ReportNode); ok && poolsHaveInterface(r.Node.Pools) && len(featureGate(FeaturePoolInterface, members, known)) > 0 {
-		// The report's pools are only compared with the committed ones (drift),
-		// which cannot carry interfaces either while the gate is shut.
-		pools := make([]Pool, len(r.Node.Pools))
-		for i, p := range r.Node.Pools {
-			p.Interface = ""
-			pools[i] = p
+	if r, ok := c.(ReportNode); ok {
+		shut := func(feature string) bool { return len(featureGate(feature, members, known)) > 0 }
+		if shut(FeatureNodeCommands) {
+			r.Node.Commands = nil
 		}
-		r.Node.Pools = pools
+		if shut(FeatureNodeInterfaces) {
+			r.Node.Interfaces = nil
+		}
+		if poolsHaveInterface(r.Node.Pools) && shut(FeaturePoolInterface) {
+			// The report's pools are only compared with the committed ones
+			// (drift), which cannot carry interfaces either while the gate is shut.
+			pools := make([]Pool, len(r.Node.Pools))
+			for i, p := range r.Node.Pools {
+				p.Interface = ""
+				pools[i] = p
+			}
+			r.Node.Pools = pools
+		}
 		c = r
 	}
 	for _, f := range requiredFeatures(c) {
