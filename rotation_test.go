@@ -19,7 +19,7 @@ func TestAgentsRenewPeerCertificates(t *testing.T) {
 	caCert, caKey := writeCA(t, dir)
 	agents := startLoopbackAgents(t, dir, func(string) []string {
 		return []string{"--tls-ca-cert=" + caCert, "--tls-ca-key=" + caKey, "--peer-cert-lifetime=3s", "--nice=0",
-			"--raft-heartbeat-timeout=1s", "--raft-election-timeout=1s", "--raft-leader-lease-timeout=500ms"}
+			"--raft-heartbeat-timeout=1s", "--raft-leader-loss-timeout=1s", "--raft-election-timeout=1s", "--raft-leader-lease-timeout=500ms"}
 	})
 	leader, term := waitAgreement(t, agents, "")
 	deadline := time.Now().Add(time.Minute)

@@ -377,6 +377,7 @@ func (p *Parsed) checkTimeouts() error {
 	}{
 		{"raft-heartbeat-timeout", t.Heartbeat, 10 * time.Millisecond},
 		{"raft-election-timeout", t.Election, 10 * time.Millisecond},
+		{"raft-leader-loss-timeout", t.LeaderLoss, 10 * time.Millisecond},
 		{"raft-leader-lease-timeout", t.LeaderLease, 5 * time.Millisecond},
 		{"fence-timeout", p.FenceTimeout, 10 * time.Millisecond},
 		{"node-down-timeout", p.NodeDownTimeout, 10 * time.Millisecond},
@@ -390,11 +391,14 @@ func (p *Parsed) checkTimeouts() error {
 	// The announce loop acts on the lease and the fence only once per check
 	// interval, so each ordering below leaves room for one late check.
 	check := announceCheckInterval(p)
-	if t.LeaderLease >= t.Heartbeat {
-		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "must be shorter than --raft-heartbeat-timeout (%s): the old leader must stop announcing before followers start an election", t.Heartbeat)
+	if t.LeaderLoss > t.Heartbeat {
+		return flagErr("raft-leader-loss-timeout", t.LeaderLoss.String(), "must be at most --raft-heartbeat-timeout (%s): raft's own check would start elections first", t.Heartbeat)
 	}
-	if t.LeaderLease+check > t.Heartbeat {
-		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "plus the lease check interval (%s) exceeds --raft-heartbeat-timeout (%s): a leader checking its lease late could still announce when followers elect", check, t.Heartbeat)
+	if t.LeaderLease >= t.LeaderLoss {
+		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "must be shorter than --raft-leader-loss-timeout (%s): the old leader must stop announcing before followers start an election", t.LeaderLoss)
+	}
+	if t.LeaderLease+check > t.LeaderLoss {
+		return flagErr("raft-leader-lease-timeout", t.LeaderLease.String(), "plus the lease check interval (%s) exceeds --raft-leader-loss-timeout (%s): a leader checking its lease late could still announce when followers elect", check, t.LeaderLoss)
 	}
 	if p.NodeDownTimeout < p.FenceTimeout+2*check {
 		return flagErr("node-down-timeout", p.NodeDownTimeout.String(), "must be at least --fence-timeout (%s) plus two fence check intervals (%s) so a cut-off owner is silent before its VIPs move", p.FenceTimeout, 2*check)

@@ -45,7 +45,7 @@ func newStoreCluster(t *testing.T, fence time.Duration) *storeCluster {
 	// Slow elections: a CPU-starved test machine must not elect a new leader
 	// in the middle of a pass ("leadership lost while committing").
 	tm := raftstore.DefaultTimeouts()
-	tm.Heartbeat, tm.Election, tm.LeaderLease = time.Second, time.Second, 500*time.Millisecond
+	tm.Heartbeat, tm.LeaderLoss, tm.Election, tm.LeaderLease = time.Second, time.Second, time.Second, 500*time.Millisecond
 	for _, p := range peers {
 		cert, err := raftstore.IssuePeerCert(caPEM, keyPEM, p.ID, []net.IP{net.ParseIP("127.0.0.1")}, time.Hour)
 		if err != nil {

@@ -30,12 +30,16 @@ func TestCheckTimeoutsOrdering(t *testing.T) {
 		msg    string
 	}{
 		{"defaults", func(*Parsed) {}, "", ""},
-		{"lease equal to heartbeat", func(p *Parsed) { p.Raft.LeaderLease = p.Raft.Heartbeat }, "raft-leader-lease-timeout", "shorter than"},
-		{"lease longer than heartbeat", func(p *Parsed) { p.Raft.LeaderLease = p.Raft.Heartbeat + ms }, "raft-leader-lease-timeout", "shorter than"},
-		{"lease plus check interval over heartbeat", func(p *Parsed) { p.Raft.LeaderLease = 96 * ms }, "raft-leader-lease-timeout", "check interval"},
+		{"lease equal to leader loss", func(p *Parsed) { p.Raft.LeaderLease = p.Raft.LeaderLoss }, "raft-leader-lease-timeout", "shorter than"},
+		{"lease longer than leader loss", func(p *Parsed) { p.Raft.LeaderLease = p.Raft.LeaderLoss + ms }, "raft-leader-lease-timeout", "shorter than"},
+		{"lease plus check interval over leader loss", func(p *Parsed) { p.Raft.LeaderLease = 45 * ms }, "raft-leader-lease-timeout", "check interval"},
+		{"lease plus check interval just within leader loss", func(p *Parsed) { p.Raft.LeaderLease = 40 * ms }, "", ""},
+		{"leader loss over heartbeat", func(p *Parsed) { p.Raft.LeaderLoss = p.Raft.Heartbeat + ms }, "raft-leader-loss-timeout", "at most --raft-heartbeat-timeout"},
+		{"leader loss below its minimum", func(p *Parsed) { p.Raft.LeaderLoss = 5 * ms }, "raft-leader-loss-timeout", "at least"},
+		{"leader loss at heartbeat, long lease", func(p *Parsed) { p.Raft.LeaderLoss, p.Raft.LeaderLease = p.Raft.Heartbeat, 75*ms }, "", ""},
 		{"node-down one ns over fence", func(p *Parsed) { p.NodeDownTimeout = p.FenceTimeout + 1 }, "node-down-timeout", "fence check intervals"},
-		{"node-down within one check of fence", func(p *Parsed) { p.NodeDownTimeout = p.FenceTimeout + 20*ms }, "node-down-timeout", "fence check intervals"},
-		{"node-down with two checks of margin", func(p *Parsed) { p.NodeDownTimeout = p.FenceTimeout + 40*ms }, "", ""},
+		{"node-down within one check of fence", func(p *Parsed) { p.NodeDownTimeout = p.FenceTimeout + announceCheckInterval(p) }, "node-down-timeout", "fence check intervals"},
+		{"node-down with two checks of margin", func(p *Parsed) { p.NodeDownTimeout = p.FenceTimeout + 2*announceCheckInterval(p) }, "", ""},
 		{"node-down below fence", func(p *Parsed) { p.NodeDownTimeout = p.FenceTimeout - ms }, "node-down-timeout", "fence check intervals"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,8 @@ func hashicorpDefaults() Timeouts {
 	d := raft.DefaultConfig()
 	t := DefaultTimeouts()
 	t.Heartbeat, t.Election, t.LeaderLease, t.Commit = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout, d.CommitTimeout
+	// Our leader-loss check only at raft's own timeout: raft's timing as it is.
+	t.LeaderLoss = d.HeartbeatTimeout
 	return t
 }
 

@@ -311,6 +311,6 @@ func (c *cluster) converged(nodes []*Node, want State) {
 // fail a check with "node is not the leader" or "the leader changed".
 func calmTimeouts() Timeouts {
 	t := DefaultTimeouts()
-	t.Heartbeat, t.Election, t.LeaderLease = time.Second, time.Second, 500*time.Millisecond
+	t.Heartbeat, t.LeaderLoss, t.Election, t.LeaderLease = time.Second, time.Second, time.Second, 500*time.Millisecond
 	return t
 }

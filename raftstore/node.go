@@ -58,6 +58,11 @@ type Timeouts struct {
 	// leader before it starts an election; the leader heartbeats every
 	// tenth of it.
 	Heartbeat time.Duration
+	// LeaderLoss is how long a voter waits without hearing from the leader
+	// before it campaigns, in place of raft's randomised re-check of
+	// Heartbeat; voters take turns after it (leaderloss.go). At most
+	// Heartbeat, at least LeaderLease.
+	LeaderLoss time.Duration
 	// Election is how long a candidate waits for votes before trying again.
 	Election time.Duration
 	// LeaderLease is how long a leader keeps leading without hearing from a
@@ -78,22 +83,19 @@ type Timeouts struct {
 // DefaultTimeouts returns timeouts for nodes on one L2 segment, aiming at
 // sub-second VIP failover without spurious elections:
 //
-//   - Heartbeat 100ms: followers notice a dead leader after 100-200ms
-//     (raft re-checks at a random point between one and two timeouts).
-//     Leaders heartbeat every 10-20ms, so a follower must miss five to ten
-//     in a row before it campaigns. The design's netns lab measured bare
-//     hashicorp/raft VIP failover at ~0.23s with 100ms timeouts, ~0.48s
-//     with 200ms and ~1.9s with the library's 1s defaults.
+//   - LeaderLoss 50ms: a voter that has not heard from the leader for 50ms
+//     campaigns in its slot, 50, 60, 70 or 80ms after the last contact with
+//     three voters (leaderloss.go). Leaders heartbeat every 10-20ms, so the
+//     leader must miss three to five heartbeats to both survivors.
+//   - Heartbeat 100ms: only the fallback behind LeaderLoss, and the leader's
+//     heartbeat cadence (a tenth of it).
 //   - Election 100ms: after a split vote the next round starts within
 //     100-200ms; pre-vote keeps a cut-off node from disturbing the rest.
-//   - LeaderLease 75ms: raft caps it at Heartbeat. A leader that cannot
-//     reach a quorum steps down at most one lease plus raft's 10ms check
-//     interval after its last contact: 85ms, before the earliest moment
-//     (100ms) a follower may start campaigning. So the old leader has
-//     dropped the control-plane VIP before a new one can win, with a 15ms
-//     margin. An equal lease would leave no margin; a much shorter one
-//     would make every scheduling stall cost the leadership (the agent
-//     runs at nice -20 to keep stalls rare).
+//   - LeaderLease 40ms: the leader speaks for the control-plane VIPs for
+//     40ms after the start of the last VerifyLeader a quorum answered, and
+//     raft steps it down after 40ms without a quorum. No voter campaigns
+//     before LeaderLoss after its last contact, so with the announce loop's
+//     10ms check the old leader is silent before a new one can win.
 //   - Commit 10ms: followers learn the commit index of the last entry
 //     within 10-20ms instead of raft's 50-100ms, so a follower that is
 //     handed a VIP starts announcing it sooner.
@@ -101,16 +103,13 @@ type Timeouts struct {
 //     entries behind: the state is small (a few hundred KB for a thousand
 //     services) and short outages catch up from the log.
 //
-// Measured with BenchmarkLeaderElection (three mutual-TLS nodes on
-// loopback, leader killed, 20 trials, shared 2-CPU machine, load 2-10): a
-// survivor leads after p50 170-250ms / max 260-300ms with these values,
-// p50 ~1.7s / max ~2.8s with hashicorp/raft's DefaultConfig timeouts. A
-// graceful Shutdown hands over in p50 5-12ms (BenchmarkGracefulHandover).
+// Measured numbers are in docs/operations.md ("Timeouts").
 func DefaultTimeouts() Timeouts {
 	return Timeouts{
 		Heartbeat:         100 * time.Millisecond,
 		Election:          100 * time.Millisecond,
-		LeaderLease:       75 * time.Millisecond,
+		LeaderLoss:        50 * time.Millisecond,
+		LeaderLease:       40 * time.Millisecond,
 		Commit:            10 * time.Millisecond,
 		SnapshotInterval:  30 * time.Second,
 		SnapshotThreshold: 1024,
@@ -127,8 +126,11 @@ func (t Timeouts) withDefaults() Timeouts {
 	if t.Election == 0 {
 		t.Election = d.Election
 	}
+	if t.LeaderLoss == 0 {
+		t.LeaderLoss = max(t.Heartbeat*d.LeaderLoss/d.Heartbeat, t.LeaderLease)
+	}
 	if t.LeaderLease == 0 {
-		t.LeaderLease = min(d.LeaderLease, t.Heartbeat)
+		t.LeaderLease = min(d.LeaderLease, t.LeaderLoss)
 	}
 	if t.Commit == 0 {
 		t.Commit = d.Commit
@@ -329,6 +331,9 @@ func (n *Node) raftConfig() (*raft.Config, error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raft timeouts %+v: %w", t, err)
 	}
+	if t.LeaderLoss < t.LeaderLease || t.LeaderLoss > t.Heartbeat {
+		return nil, fmt.Errorf("raft timeouts %+v: LeaderLoss must lie between LeaderLease and Heartbeat", t)
+	}
 	return rc, nil
 }
 
@@ -424,6 +429,7 @@ func (n *Node) start(rc *raft.Config, cfg Config) error {
 	n.mem.startedEmpty = !existing && len(cfg.Peers) == 0
 	go n.pump()
 	go n.promoteLoop()
+	go n.leaderLossLoop()
 
 	switch {
 	case existing:

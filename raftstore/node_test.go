@@ -57,12 +57,18 @@ func TestTimeoutsDefaults(t *testing.T) {
 	if got := (Timeouts{}).withDefaults(); got != d {
 		t.Fatalf("zero Timeouts = %+v, want defaults %+v", got, d)
 	}
-	// A shorter heartbeat alone must not leave the default lease above it.
+	// A shorter heartbeat alone scales the leader-loss timeout with it and
+	// must not leave the default lease above that.
 	got := (Timeouts{Heartbeat: 50 * time.Millisecond, Election: 50 * time.Millisecond}).withDefaults()
-	if got.LeaderLease != 50*time.Millisecond {
-		t.Fatalf("lease = %s, want it capped at the 50ms heartbeat", got.LeaderLease)
+	if got.LeaderLoss != 25*time.Millisecond || got.LeaderLease != 25*time.Millisecond {
+		t.Fatalf("leader loss %s, lease %s: want both 25ms, half the 50ms heartbeat", got.LeaderLoss, got.LeaderLease)
 	}
-	custom := Timeouts{Heartbeat: time.Second, Election: 2 * time.Second, LeaderLease: 500 * time.Millisecond, Commit: time.Millisecond,
+	// A long lease alone pulls the leader-loss timeout up to it, never below.
+	got = (Timeouts{Heartbeat: time.Second, LeaderLease: 800 * time.Millisecond}).withDefaults()
+	if got.LeaderLoss != 800*time.Millisecond {
+		t.Fatalf("leader loss %s, want the 800ms lease", got.LeaderLoss)
+	}
+	custom := Timeouts{Heartbeat: time.Second, Election: 2 * time.Second, LeaderLoss: 700 * time.Millisecond, LeaderLease: 500 * time.Millisecond, Commit: time.Millisecond,
 		SnapshotInterval: time.Minute, SnapshotThreshold: 5, TrailingLogs: 6}
 	if got := custom.withDefaults(); got != custom {
 		t.Fatalf("explicit values overridden: %+v", got)
