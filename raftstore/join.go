@@ -126,7 +126,8 @@ func (n *Node) AwaitingPromotion() bool {
 }
 
 // membersView is cfg as the membership rules see it, with the leader's view of
-// who is healthy.
+// who is healthy and which nonvoters asked it to become voters. The caller holds
+// n.mem.mu.
 func (n *Node) membersView(cfg raft.Configuration) []membership.Member {
 	servers := make([]Server, 0, len(cfg.Servers))
 	for _, s := range cfg.Servers {
@@ -136,11 +137,13 @@ func (n *Node) membersView(cfg raft.Configuration) []membership.Member {
 	now := time.Now()
 	out := make([]membership.Member, 0, len(servers))
 	for _, s := range servers {
-		m := membership.Member{ID: s.ID, Address: s.Address, Voter: s.Suffrage == SuffrageVoter}
+		_, candidate := n.mem.progress[s.ID]
+		m := membership.Member{ID: s.ID, Address: s.Address, Voter: s.Suffrage == SuffrageVoter, Candidate: candidate && s.Suffrage != SuffrageVoter}
 		if s.ID == n.id {
 			m.Leader, m.Healthy = true, true
 		} else if t, ok := contacts[s.ID]; ok {
 			m.Healthy = now.Sub(t) <= n.memberDownAfter()
+			m.Silent = !m.Healthy
 		}
 		out = append(out, m)
 	}

@@ -379,3 +379,66 @@ func TestNonvoterCapRefusesWorkers(t *testing.T) {
 	jc.joiner("n2", true, via)
 	waitFor(t, "n2 to be a member past the worker cap", func() bool { return suffrages(t, l)["n2"] == SuffrageNonvoter })
 }
+
+// TestWorkerMovesToANewAddress: a worker whose address changed (DHCP, a new NIC)
+// joins again from the new one with its own certificate and data dir. While the
+// leader still hears from a node at the old address, the join is refused
+// (worker_readdress: the same name from somewhere else); once the old address
+// has gone silent, the worker's entry moves and it replicates from there.
+func TestWorkerMovesToANewAddress(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	c := newCluster(t, 1, ca, DefaultTimeouts())
+	l := c.leader()
+	leaderAddr := string(l.trans.LocalAddr())
+	workerTLS := MutualTLSConfig(ca.workerCert(t, "w1"), ca.pool)
+	w := c.add(Config{NodeID: "w1", BindAddr: freeAddr(t), DataDir: filepath.Join(t.TempDir(), "w1"), Timeouts: DefaultTimeouts(),
+		Logger: testLogger(), TLS: workerTLS})
+	if err := w.Join(leaderAddr, 5*time.Second); err != nil {
+		t.Fatalf("w1 joins: %v", err)
+	}
+	oldAddr := string(w.trans.LocalAddr())
+	w1 := func(l *Node) membership.Member {
+		l.mem.mu.Lock()
+		defer l.mem.mu.Unlock()
+		for _, m := range l.membersView(l.raft.GetConfiguration().Configuration()) {
+			if m.ID == "w1" {
+				return m
+			}
+		}
+		return membership.Member{}
+	}
+	waitFor(t, "the leader to hear from w1", func() bool { return w1(l).Healthy })
+
+	// The same name from another address while w1 still answers at the old one.
+	c.add(Config{NodeID: "w1x", BindAddr: freeAddr(t), DataDir: filepath.Join(t.TempDir(), "w1x"), Timeouts: DefaultTimeouts(),
+		Logger: testLogger(), TLS: workerTLS})
+	impostor := c.node("w1x")
+	err := joinAs(impostor, leaderAddr, "w1", string(impostor.trans.LocalAddr()), joinInfo{HasState: true})
+	if err == nil || !strings.Contains(err.Error(), "join refused ("+membership.CodeWorkerReaddress+")") || !strings.Contains(err.Error(), "still answers") {
+		t.Fatalf("join of w1 from a second address while the first answers: %v", err)
+	}
+	c.kill("w1x")
+
+	// w1 moves: its old address goes silent, it comes back elsewhere.
+	c.kill("w1")
+	waitFor(t, "the leader to stop hearing from w1's old address", func() bool { return w1(l).Silent })
+	cfg := c.cfgs["w1"]
+	cfg.BindAddr = freeAddr(t)
+	c.cfgs["w1"] = cfg
+	w = c.start("w1")
+	if err := w.Join(leaderAddr, 5*time.Second); err != nil {
+		t.Fatalf("w1 joins from its new address: %v", err)
+	}
+	servers, err := l.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if s.ID == "w1" && (s.Address != cfg.BindAddr || s.Suffrage != SuffrageNonvoter) {
+			t.Fatalf("w1 is %s at %s, want a nonvoter at %s (was %s)", s.Suffrage, s.Address, cfg.BindAddr, oldAddr)
+		}
+	}
+	c.apply(SetPools{Pools: []Pool{{Name: "moved", Ranges: []string{"198.51.100.0/28"}}}})
+	commit := l.raft.CommitIndex()
+	waitFor(t, "w1 to apply what the leader committed after the move", func() bool { return w.raft.AppliedIndex() >= commit })
+}

@@ -19,6 +19,14 @@ type Member struct {
 	// Healthy is true when the leader heard from this member recently (always
 	// for the leader itself).
 	Healthy bool
+	// Silent is true when the leader heard from this member at its address
+	// before, but not lately: a node that has gone away from there. A member the
+	// leader never heard from is neither Healthy nor Silent.
+	Silent bool
+	// Candidate marks a nonvoter that joined with a control-plane certificate
+	// asking to become a voter, as far as this leader has seen: only that
+	// certificate may move its entry.
+	Candidate bool
 }
 
 // JoinRequest is one join as it reaches the leader: what the joiner claims and
@@ -87,8 +95,8 @@ const (
 // operator changing the joiner itself (its flags or certificate): a joiner
 // that was never a member stops with the error rather than ask forever. The
 // others can end without touching the joiner: a member removed (by hand, or
-// because its Node was deleted), a silent worker pruned, a nonvoter slot
-// freed, a voter back up.
+// because its Node was deleted), a worker's old address gone silent, a
+// nonvoter slot freed, a voter back up.
 func PermanentRefusal(code string) bool {
 	switch code {
 	case CodeInvalidRequest, CodeNameMismatch, CodeNotControlPlane, CodeLeaderName:
@@ -160,11 +168,29 @@ func DecideJoin(req JoinRequest, members []Member, maxNonvoters int) JoinDecisio
 		return decideVoter(req, *self, members)
 	case req.Address == self.Address:
 		return JoinDecision{Action: Noop, Reason: "already a nonvoter at this address"}
-	case !(req.ControlPlane && req.WantVoter):
-		return refuse(CodeWorkerReaddress, "worker %q is a nonvoter at %s; a worker certificate may not move it to %s (it is re-added after --worker-removal-timeout, or remove it with raftvip members remove)",
+	case req.ControlPlane && req.WantVoter:
+		return JoinDecision{Action: Add, Reason: fmt.Sprintf("control-plane nonvoter moves from %s", self.Address)}
+	}
+	return decideWorkerMove(req, *self)
+}
+
+// decideWorkerMove decides a join that would move a nonvoter to a new address
+// without a control-plane certificate asking to vote: a worker whose address
+// changed (DHCP, a new NIC). Its certificate names it, so it may move its own
+// entry, but only once the old address has gone silent: while the leader still
+// hears from a node there (or has not heard from it yet), the join comes from
+// somewhere else with the same name.
+// A control-plane candidate's entry moves only with its own certificate.
+func decideWorkerMove(req JoinRequest, self Member) JoinDecision {
+	switch {
+	case self.Candidate:
+		return refuse(CodeWorkerReaddress, "%q is a control-plane nonvoter at %s waiting to become a voter; only its control-plane certificate asking to vote may move it to %s",
+			req.ID, self.Address, req.Address)
+	case !self.Silent:
+		return refuse(CodeWorkerReaddress, "worker %q still answers at %s, or has not answered there yet; it may move to %s once the leader stops hearing from the old address (or remove it with raftvip members remove)",
 			req.ID, self.Address, req.Address)
 	}
-	return JoinDecision{Action: Add, Reason: fmt.Sprintf("control-plane nonvoter moves from %s", self.Address)}
+	return JoinDecision{Action: Add, Reason: fmt.Sprintf("worker moves from %s, where it no longer answers", self.Address)}
 }
 
 // decideVoter decides a join from a node whose name is a voter.

@@ -102,13 +102,23 @@ func TestDecideJoin(t *testing.T) {
 		// Existing nonvoters.
 		{"worker, same address", wk("w1", "10.0.1.1:7950"), three(), 10, Noop, "", "already a nonvoter"},
 		{"worker, same address, empty data dir", wiped(wk("w1", "10.0.1.1:7950")), three(), 10, Noop, "", ""},
-		{"worker at a new address", wk("w1", "10.0.1.11:7950"), three(), 10, Refuse, CodeWorkerReaddress, "10.0.1.11:7950"},
-		{"worker at a new address, empty data dir", wiped(wk("w1", "10.0.1.11:7950")), three(), 10, Refuse, CodeWorkerReaddress, "members remove"},
+		{"worker at a new address, old one still answers", wk("w1", "10.0.1.11:7950"), three(), 10, Refuse, CodeWorkerReaddress, "10.0.1.11:7950"},
+		{"worker at a new address, empty data dir, old one still answers", wiped(wk("w1", "10.0.1.11:7950")), three(), 10, Refuse, CodeWorkerReaddress, "members remove"},
+		{"worker at a new address, old one silent", wk("w1", "10.0.1.11:7950"), silentW1(), 10, Add, "", "moves from 10.0.1.1:7950"},
+		{"worker at a new address, empty data dir, old one silent", wiped(wk("w1", "10.0.1.11:7950")), silentW1(), 10, Add, "", "no longer answers"},
+		{"worker at a new address, never heard at the old one", wk("w1", "10.0.1.11:7950"), with(three(), func(m []Member) { m[3].Healthy = false }), 10, Refuse, CodeWorkerReaddress, "not answered there yet"},
+		{"worker moving, at the cap", wk("w1", "10.0.1.11:7950"), silentW1(), 0, Add, "", ""},
+		{"worker moving to another member's address", wk("w1", "10.0.0.2:7950"), silentW1(), 10, Refuse, CodeAddressTaken, `"cp2"`},
+		{"worker certificate with another worker's silent name", JoinRequest{ID: "w1", Address: "10.0.1.11:7950", CertName: "w9", HasState: true}, silentW1(), 10, Refuse, CodeNameMismatch, "w9"},
+		{"insecure transport: worker moving, old one silent", JoinRequest{ID: "w1", Address: "10.0.1.11:7950", HasState: true}, silentW1(), 10, Add, "", ""},
 		{"control-plane nonvoter, same address", cp("cp4", "10.0.0.4:7950"), withCP4(), 10, Noop, "", ""},
 		{"control-plane nonvoter at a new address", cp("cp4", "10.0.0.44:7950"), withCP4(), 10, Add, "", "moves from 10.0.0.4:7950"},
 		{"control-plane nonvoter at a new address, not asking to vote", JoinRequest{ID: "cp4", Address: "10.0.0.44:7950", CertName: "cp4", ControlPlane: true, HasState: true}, withCP4(), 10, Refuse, CodeWorkerReaddress, ""},
 		{"control-plane nonvoter moving, at the cap", cp("cp4", "10.0.0.44:7950"), withCP4(), 0, Add, "", ""},
-		{"worker certificate for a control-plane nonvoter, new address", wk("cp4", "10.0.0.44:7950"), withCP4(), 10, Refuse, CodeWorkerReaddress, ""},
+		{"worker certificate for a control-plane nonvoter, new address", wk("cp4", "10.0.0.44:7950"), withCP4(), 10, Refuse, CodeWorkerReaddress, "waiting to become a voter"},
+		{"worker certificate for a silent control-plane nonvoter", wk("cp4", "10.0.0.44:7950"), with(withCP4(), func(m []Member) { m[4].Healthy, m[4].Silent = false, true }), 10, Refuse, CodeWorkerReaddress, "only its control-plane certificate"},
+		{"control-plane certificate not asking to vote, silent candidate", JoinRequest{ID: "cp4", Address: "10.0.0.44:7950", CertName: "cp4", ControlPlane: true, HasState: true}, with(withCP4(), func(m []Member) { m[4].Healthy, m[4].Silent = false, true }), 10, Refuse, CodeWorkerReaddress, ""},
+		{"silent candidate moving with its own certificate", cp("cp4", "10.0.0.44:7950"), with(withCP4(), func(m []Member) { m[4].Healthy, m[4].Silent = false, true }), 10, Add, "", "control-plane nonvoter moves"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := slices.Clone(tc.members)
@@ -145,7 +155,12 @@ func five(f func([]Member)) []Member {
 }
 
 func withCP4() []Member {
-	return append(three(), Member{ID: "cp4", Address: "10.0.0.4:7950", Healthy: true})
+	return append(three(), Member{ID: "cp4", Address: "10.0.0.4:7950", Healthy: true, Candidate: true})
+}
+
+// silentW1 is three() with the worker's old address no longer answering.
+func silentW1() []Member {
+	return with(three(), func(m []Member) { m[3].Healthy, m[3].Silent = false, true })
 }
 
 // The cap counts nonvoters, whoever they are: control-plane ones waiting for
@@ -207,7 +222,7 @@ func TestPermanentRefusal(t *testing.T) {
 		CodeLeaderName:      true,
 		CodeAddressTaken:    false, // ends when the member there is removed
 		CodeVoterReaddress:  false, // ends when the old voter is removed (by hand or its Node deleted)
-		CodeWorkerReaddress: false, // ends when the silent worker is pruned
+		CodeWorkerReaddress: false, // ends when the old address goes silent
 		CodeNonvoterLimit:   false, // ends when a slot frees
 		CodeQuorumLoss:      false, // ends when voters are back
 	}
