@@ -17,8 +17,8 @@ const (
 	defaultRaftPort       = 7950
 	defaultStatusAddress  = "127.0.0.1:7951"
 	defaultDataDir        = "/var/lib/raftvip"
-	defaultFenceTimeout   = 300 * time.Millisecond
-	defaultNodeDown       = 600 * time.Millisecond
+	defaultFenceTimeout   = 150 * time.Millisecond
+	defaultNodeDown       = 250 * time.Millisecond
 	defaultHealthURL      = "https://127.0.0.1:6443/livez"
 	defaultHealthInterval = 250 * time.Millisecond
 	defaultNice           = -20

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,8 +47,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // cable; a client probing every 5 ms measures the time between the last reply from
 // the old owner and the first from the new one. The voters are excluded from
 // announcing, so the VIP moves between the two workers and the leader never changes.
+// RAFTVIP_BENCH_AGENT_FLAGS adds agent flags, to compare timeouts with the defaults.
 func BenchmarkServiceFailoverNodeLoss(b *testing.B) {
-	e := startEnv(b, []string{mainPool}, "--log-level=info")
+	e := startEnv(b, []string{mainPool}, append([]string{"--log-level=info"}, strings.Fields(os.Getenv("RAFTVIP_BENCH_AGENT_FLAGS"))...)...)
 	l := e.l
 	e.cp.CreatePod(b, cluster.Pod{Namespace: appNS, Name: "web-1", Node: "node0", IPs: []string{"10.244.0.10"},
 		Labels: map[string]string{"app": "web"}, Ready: true})

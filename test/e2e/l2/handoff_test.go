@@ -20,7 +20,7 @@ import (
 const (
 	// handoffFence is the agents' --fence-timeout here (the default): a frozen old
 	// owner's kernel lease ends within it.
-	handoffFence = 300 * time.Millisecond
+	handoffFence = 150 * time.Millisecond
 	// handoffNodeDown is longer than the default so that a frozen owner is still
 	// alive to the leader when the release goes unconfirmed: the move must come from
 	// the fence running out, not from the owner being called down.
