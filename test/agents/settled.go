@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/raftvip/raftvip/daemon"
 	"github.com/raftvip/raftvip/test/lab"
 )
 
@@ -34,13 +35,15 @@ func Settled(t lab.TB, all []*Agent, timeout time.Duration) *Agent {
 
 // settled checks once; it returns the leader, or nil and what is not settled.
 func settled(ctx context.Context, all []*Agent) (*Agent, string) {
+	sts := make([]daemon.RaftStatus, len(all))
 	var leader *Agent
 	var term, commit uint64
-	for _, a := range all {
+	for i, a := range all {
 		st, err := a.Status(ctx)
 		if err != nil {
 			return nil, fmt.Sprintf("%s: %v", a.Name, err)
 		}
+		sts[i] = st
 		if st.State == "Leader" {
 			leader, term, commit = a, st.Term, st.CommitIndex
 		}
@@ -48,11 +51,8 @@ func settled(ctx context.Context, all []*Agent) (*Agent, string) {
 	if leader == nil {
 		return nil, "no leader"
 	}
-	for _, a := range all {
-		st, err := a.Status(ctx)
-		if err != nil {
-			return nil, fmt.Sprintf("%s: %v", a.Name, err)
-		}
+	for i, a := range all {
+		st := sts[i]
 		switch {
 		case st.Leader.ID != leader.Name || st.Term != term:
 			return nil, fmt.Sprintf("%s follows %q in term %d, not %s in %d", a.Name, st.Leader.ID, st.Term, leader.Name, term)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,10 +38,7 @@ func BenchmarkServiceVIPMovesUnderCPUStress(b *testing.B) {
 	owner := e.state(b).Owners[vip.String()].Node
 	term := leaderTerm(b, e)
 	before := ownerChanges(b, e)
-	secs := strconv.Itoa(int(d.Seconds()))
-	for i := range runtime.NumCPU() + 1 {
-		e.l.Start(e.l.Client(), fmt.Sprintf("stress%d", i), "timeout", secs, "sh", "-c", "while :; do :; done")
-	}
+	e.l.BusyCPUs(d)
 	time.Sleep(d)
 	moves := ownerChanges(b, e) - before
 	elections := leaderTerm(b, e) - term

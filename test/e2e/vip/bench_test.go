@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,11 +113,7 @@ func BenchmarkSpuriousElectionsUnderCPUStress(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// One busy loop per CPU, plus one, each ending by itself.
-	secs := strconv.Itoa(int(d.Seconds()))
-	for i := range runtime.NumCPU() + 1 {
-		l.Start(l.Client(), fmt.Sprintf("stress%d", i), "timeout", secs, "sh", "-c", "while :; do :; done")
-	}
+	l.BusyCPUs(d)
 	time.Sleep(d)
 	cur := agents.Leader(b, all, 20*time.Second)
 	after, err := cur.Status(ctx)
