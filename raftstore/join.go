@@ -135,6 +135,13 @@ func (n *Node) membersView(cfg raft.Configuration) []membership.Member {
 	}
 	contacts := n.PeerContacts(servers)
 	now := time.Now()
+	since, led := n.leaderSinceTime()
+	// A member this leader has not heard from in all the time it has led, for
+	// longer than a member may go unheard, has gone away from its address as
+	// surely as one heard once and not since: without this, a worker that moved
+	// while the old leader knew it waited for --worker-removal-timeout after
+	// every leader change.
+	unheardAll := led && now.Sub(since) > n.memberDownAfter()
 	out := make([]membership.Member, 0, len(servers))
 	for _, s := range servers {
 		_, candidate := n.mem.progress[s.ID]
@@ -144,6 +151,8 @@ func (n *Node) membersView(cfg raft.Configuration) []membership.Member {
 		} else if t, ok := contacts[s.ID]; ok {
 			m.Healthy = now.Sub(t) <= n.memberDownAfter()
 			m.Silent = !m.Healthy
+		} else {
+			m.Silent = unheardAll
 		}
 		out = append(out, m)
 	}

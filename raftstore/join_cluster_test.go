@@ -397,16 +397,7 @@ func TestWorkerMovesToANewAddress(t *testing.T) {
 		t.Fatalf("w1 joins: %v", err)
 	}
 	oldAddr := string(w.trans.LocalAddr())
-	w1 := func(l *Node) membership.Member {
-		l.mem.mu.Lock()
-		defer l.mem.mu.Unlock()
-		for _, m := range l.membersView(l.raft.GetConfiguration().Configuration()) {
-			if m.ID == "w1" {
-				return m
-			}
-		}
-		return membership.Member{}
-	}
+	w1 := func(l *Node) membership.Member { return memberSeenBy(l, "w1") }
 	waitFor(t, "the leader to hear from w1", func() bool { return w1(l).Healthy })
 
 	// The same name from another address while w1 still answers at the old one.
@@ -441,4 +432,62 @@ func TestWorkerMovesToANewAddress(t *testing.T) {
 	c.apply(SetPools{Pools: []Pool{{Name: "moved", Ranges: []string{"198.51.100.0/28"}}}})
 	commit := l.raft.CommitIndex()
 	waitFor(t, "w1 to apply what the leader committed after the move", func() bool { return w.raft.AppliedIndex() >= commit })
+}
+
+// memberSeenBy is member id as leader l's membership rules see it.
+func memberSeenBy(l *Node, id string) membership.Member {
+	l.mem.mu.Lock()
+	defer l.mem.mu.Unlock()
+	for _, m := range l.membersView(l.raft.GetConfiguration().Configuration()) {
+		if m.ID == id {
+			return m
+		}
+	}
+	return membership.Member{}
+}
+
+// TestWorkerMovesAfterALeaderChange: a worker's old address went silent while
+// another voter led, so the new leader never heard from it there. Once the new
+// leader has led for longer than a member may go unheard, the old address counts
+// as silent and the worker's join from its new address moves its entry; before,
+// the move was refused (worker_readdress) until --worker-removal-timeout pruned
+// the worker.
+func TestWorkerMovesAfterALeaderChange(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	c := newCluster(t, 3, ca, DefaultTimeouts())
+	l := c.leader()
+	w := c.add(Config{NodeID: "w1", BindAddr: freeAddr(t), DataDir: filepath.Join(t.TempDir(), "w1"), Timeouts: DefaultTimeouts(),
+		Logger: testLogger(), TLS: MutualTLSConfig(ca.workerCert(t, "w1"), ca.pool)})
+	if err := w.Join(string(l.trans.LocalAddr()), 5*time.Second); err != nil {
+		t.Fatalf("w1 joins: %v", err)
+	}
+	waitFor(t, "the leader to hear from w1", func() bool { return memberSeenBy(l, "w1").Healthy })
+	c.kill("w1")
+	if err := l.raft.LeadershipTransfer().Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	next := c.leader()
+	if next == l {
+		t.Fatal("the leadership transfer kept the old leader")
+	}
+	if m := memberSeenBy(next, "w1"); m.Healthy {
+		t.Fatalf("the new leader counts w1 healthy without hearing from it: %+v", m)
+	}
+	waitFor(t, "the new leader to count w1's old address silent", func() bool { return memberSeenBy(next, "w1").Silent })
+	cfg := c.cfgs["w1"]
+	cfg.BindAddr = freeAddr(t)
+	c.cfgs["w1"] = cfg
+	w = c.start("w1")
+	if err := w.Join(string(next.trans.LocalAddr()), 5*time.Second); err != nil {
+		t.Fatalf("w1 joins from its new address under the new leader: %v", err)
+	}
+	servers, err := next.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if s.ID == "w1" && s.Address != cfg.BindAddr {
+			t.Fatalf("w1 is at %s, want %s", s.Address, cfg.BindAddr)
+		}
+	}
 }

@@ -250,7 +250,9 @@ type Node struct {
 	idRecord clusterIDRecord
 	// started is set once raft runs; forwarded requests wait for it.
 	started atomic.Bool
-	// leaderSince is when this node last became leader (unix nanoseconds).
+	// leaderSince is when this node last became leader: monotonic nanoseconds
+	// since the mux's epoch (leaderSinceTime), so a clock step cannot make a new
+	// leader look old; 0 before it ever led.
 	leaderSince atomic.Int64
 
 	observer *raft.Observer

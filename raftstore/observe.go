@@ -21,7 +21,7 @@ func (n *Node) pump() {
 			if is := d == raft.Leader; is != leader {
 				leader = is
 				if is {
-					n.leaderSince.Store(time.Now().UnixNano())
+					n.leaderSince.Store(int64(time.Since(n.mux.epoch)))
 				}
 				pending = append(pending, is)
 				if len(pending) > 64 {

@@ -108,6 +108,13 @@ func (n *Node) Status() Status {
 	return s
 }
 
+// leaderSinceTime is when this node last became leader, on the monotonic
+// clock, and whether it ever did.
+func (n *Node) leaderSinceTime() (time.Time, bool) {
+	ns := n.leaderSince.Load()
+	return n.mux.epoch.Add(time.Duration(ns)), ns != 0
+}
+
 // statusServers adds promotion and last contact to the configuration.
 func (n *Node) statusServers(servers []Server, leader bool, leaderID string, leaderContactMs int64, now time.Time) []StatusServer {
 	var promoting func(string) bool
@@ -115,8 +122,7 @@ func (n *Node) statusServers(servers []Server, leader bool, leaderID string, lea
 		promoting = *p
 	}
 	var contacts map[string]time.Time
-	sinceNs := n.leaderSince.Load()
-	since := time.Unix(0, sinceNs)
+	since, led := n.leaderSinceTime()
 	if leader {
 		contacts = n.PeerContacts(servers)
 	}
@@ -132,7 +138,7 @@ func (n *Node) statusServers(servers []Server, leader bool, leaderID string, lea
 			ss.LastContactMs = 0
 		case leader && heard:
 			ss.LastContactMs = now.Sub(t).Milliseconds()
-		case leader && sinceNs != 0:
+		case leader && led:
 			ss.LastContactMs = now.Sub(since).Milliseconds()
 		case srv.ID == leaderID:
 			ss.LastContactMs = leaderContactMs

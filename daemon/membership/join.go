@@ -20,8 +20,10 @@ type Member struct {
 	// for the leader itself).
 	Healthy bool
 	// Silent is true when the leader heard from this member at its address
-	// before, but not lately: a node that has gone away from there. A member the
-	// leader never heard from is neither Healthy nor Silent.
+	// before, but not lately, or has led for longer than a member may go
+	// unheard without ever hearing from it there: a node that has gone away
+	// from there. A member a new leader has not heard from yet is neither
+	// Healthy nor Silent.
 	Silent bool
 	// Candidate marks a nonvoter that joined with a control-plane certificate
 	// asking to become a voter, as far as this leader has seen: only that
