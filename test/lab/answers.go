@@ -10,11 +10,14 @@ import (
 var (
 	arpRequest = regexp.MustCompile(`^(\S+) (\S+) > \S+, .*Request who-has (\S+) tell (\S+),`)
 	arpAnswer  = regexp.MustCompile(`^(\S+) \S+ > (\S+), .*Reply (\S+) is-at (\S+),`)
+	ndpRequest = regexp.MustCompile(`^(\S+) (\S+) > \S+, .*: (\S+) > \S+: ICMP6, neighbor solicitation, who has (\S+?),`)
+	ndpAnswer  = regexp.MustCompile(`^(\S+) (\S+) > (\S+), .*neighbor advertisement, tgt is (\S+?),`)
 )
 
-// Answers is what a capture shows about the client's ARP requests for one
-// address: how many it sent, which were answered by more than one MAC, and each
-// reply's time and MAC in order.
+// Answers is what a capture shows about the client's neighbour requests (ARP
+// for IPv4, NDP solicitations for IPv6) for one address: how many it sent,
+// which were answered by more than one MAC, and each reply's time and MAC in
+// order.
 type Answers struct {
 	Requests int
 	// Double lists the requests (0-based, in order) answered by two or more MACs.
@@ -23,19 +26,49 @@ type Answers struct {
 	Replies []Reply
 }
 
-// Reply is one ARP reply in a capture.
+// Reply is one ARP reply or neighbour advertisement in a capture.
 type Reply struct {
 	At  time.Time // the capture's clock (time of day, no date)
 	MAC string
 }
 
-// ARPAnswers reads `tcpdump -e` lines (Capture) for the requests that client
-// sent for ip and the replies to them; a reply belongs to the latest request
-// before it. Gratuitous ARPs are not answers to anybody and do not count: a
-// gratuitous request asks nothing, and a gratuitous reply goes to broadcast, not
-// to the client's MAC (a new owner's gratuitous reply right after the old
-// owner's last answer is a clean handover, not a double answer).
-func ARPAnswers(lines []string, ip, client netip.Addr) Answers {
+// wireFrame is one line of a capture read as a request or an answer about an
+// address, whichever the family.
+type wireFrame struct {
+	request bool
+	at      string
+	// for a request: the asker's MAC and address; for an answer: the MAC it
+	// went to and the MAC that answers.
+	mac, asker, to string
+	target         string
+}
+
+// parseFrame reads one `tcpdump -e` line as an ARP or NDP request or answer.
+func parseFrame(ln string) (wireFrame, bool) {
+	if m := arpRequest.FindStringSubmatch(ln); m != nil {
+		return wireFrame{request: true, at: m[1], mac: m[2], target: m[3], asker: m[4]}, true
+	}
+	if m := arpAnswer.FindStringSubmatch(ln); m != nil {
+		return wireFrame{at: m[1], to: m[2], target: m[3], mac: m[4]}, true
+	}
+	if m := ndpRequest.FindStringSubmatch(ln); m != nil {
+		return wireFrame{request: true, at: m[1], mac: m[2], asker: m[3], target: m[4]}, true
+	}
+	if m := ndpAnswer.FindStringSubmatch(ln); m != nil {
+		return wireFrame{at: m[1], mac: m[2], to: m[3], target: m[4]}, true
+	}
+	return wireFrame{}, false
+}
+
+// AnswersTo reads `tcpdump -e` lines (Capture) for the requests that client
+// sent for ip, ARP or NDP by ip's family, and the replies to them; a reply
+// belongs to the latest request before it. Announcements are not answers to
+// anybody and do not count: a gratuitous ARP request asks nothing, and a
+// gratuitous ARP reply or an unsolicited neighbour advertisement goes to
+// broadcast or all-nodes, not to the client's MAC (a new owner's announcement
+// right after the old owner's last answer is a clean handover, not a double
+// answer).
+func AnswersTo(lines []string, ip, client netip.Addr) Answers {
 	var a Answers
 	v, c := ip.String(), client.String()
 	var macs map[string]bool
@@ -46,19 +79,24 @@ func ARPAnswers(lines []string, ip, client netip.Addr) Answers {
 		}
 	}
 	for _, ln := range lines {
-		if m := arpRequest.FindStringSubmatch(ln); m != nil && m[3] == v && m[4] == c {
-			flush()
-			clientMAC = strings.ToLower(m[2])
-			a.Requests++
-			macs = map[string]bool{}
+		f, ok := parseFrame(ln)
+		if !ok || f.target != v {
 			continue
 		}
-		m := arpAnswer.FindStringSubmatch(ln)
-		if m == nil || m[3] != v || strings.ToLower(m[2]) != clientMAC {
+		if f.request {
+			if f.asker == c {
+				flush()
+				clientMAC = strings.ToLower(f.mac)
+				a.Requests++
+				macs = map[string]bool{}
+			}
 			continue
 		}
-		mac := strings.ToLower(m[4])
-		at, _ := time.Parse("15:04:05.000000", m[1])
+		if strings.ToLower(f.to) != clientMAC {
+			continue
+		}
+		mac := strings.ToLower(f.mac)
+		at, _ := time.Parse("15:04:05.000000", f.at)
 		a.Replies = append(a.Replies, Reply{At: at, MAC: mac})
 		if macs != nil {
 			macs[mac] = true

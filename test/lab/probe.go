@@ -293,6 +293,17 @@ func (p *Prober) Result() ProbeResult {
 // WaitReply blocks until a reply sent at or after since arrives from node
 // (any node when node is ""), or ctx ends.
 func (p *Prober) WaitReply(ctx context.Context, node string, since time.Time) (ProbeReply, error) {
+	r, err := p.WaitReplyThat(ctx, since, func(r ProbeReply) bool { return node == "" || r.Node == node })
+	if err != nil {
+		return r, fmt.Errorf("no reply from %q: %w", node, err)
+	}
+	return r, nil
+}
+
+// WaitReplyThat blocks until a reply to a probe sent at or after since arrives
+// for which ok holds, or ctx ends: a fault's test waits for the first reply from
+// any node but the one it faulted.
+func (p *Prober) WaitReplyThat(ctx context.Context, since time.Time, ok func(ProbeReply) bool) (ProbeReply, error) {
 	seen := 0
 	for {
 		p.mu.Lock()
@@ -300,14 +311,14 @@ func (p *Prober) WaitReply(ctx context.Context, node string, since time.Time) (P
 		p.mu.Unlock()
 		for ; seen < len(replies); seen++ {
 			r := replies[seen]
-			if (node == "" || r.Node == node) && !r.Sent.Before(since) {
+			if ok(r) && !r.Sent.Before(since) {
 				return r, nil
 			}
 		}
 		select {
 		case <-notify:
 		case <-ctx.Done():
-			return ProbeReply{}, fmt.Errorf("no reply from %q to probes of %s: %w", node, p.target, ctx.Err())
+			return ProbeReply{}, fmt.Errorf("probes of %s: %w", p.target, ctx.Err())
 		}
 	}
 }

@@ -200,7 +200,7 @@ func TestPlannedMoves(t *testing.T) {
 		spray.Kill()
 		res := p.Stop()
 		lines := capture.Stop()
-		ans := lab.ARPAnswers(lines, v, client)
+		ans := lab.AnswersTo(lines, v, client)
 		if len(ans.Double) > 0 {
 			t.Errorf("%d of %d ARP requests for %s answered by two MACs; capture:\n%s", len(ans.Double), ans.Requests, v, strings.Join(lab.Mentions(lines, v), "\n"))
 		}
@@ -256,7 +256,7 @@ func TestPlannedMoves(t *testing.T) {
 		if !strings.Contains(line, `handoff="release confirmed"`) && !strings.Contains(line, `handoff="release older than the fence"`) {
 			t.Errorf("the drain's move of %s was not a planned one: leader logged %q", v, line)
 		}
-		ans := lab.ARPAnswers(lines, v, client)
+		ans := lab.AnswersTo(lines, v, client)
 		if len(ans.Double) > 0 {
 			t.Errorf("%d of %d ARP requests for %s answered by two MACs; capture:\n%s", len(ans.Double), ans.Requests, v, strings.Join(lab.Mentions(lines, v), "\n"))
 		}

@@ -119,7 +119,7 @@ func TestRollingUpgradeAndRollback(t *testing.T) {
 
 	spray.Kill()
 	lines := capture.Stop()
-	ans := lab.ARPAnswers(lines, netip.MustParseAddr(vip4), l.ClientIP())
+	ans := lab.AnswersTo(lines, netip.MustParseAddr(vip4), l.ClientIP())
 	if ans.Requests == 0 {
 		t.Fatal("the client sent no ARP request for the VIP")
 	}
