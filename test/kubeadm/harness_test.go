@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,29 +202,63 @@ func drain(done chan error) error {
 	}
 }
 
-// waitVIP polls https://VIP:6443/livez from the client namespace until the
-// API server answers with any HTTP status, and returns when it did.
+// waitVIP probes https://VIP:6443/livez from the client namespace until the
+// API server answers with any HTTP status, and returns when it did. A probe
+// starts every 100 ms without waiting for the one before: a connection whose
+// SYN went to the old holder waits out TCP's one-second retransmission, and
+// would measure that instead of the VIP's move.
 func (h *harness) waitVIP(ctx context.Context) (time.Time, error) {
 	// A new connection per probe: a kept-alive one to the old holder would
-	// hang until the timeout and measure that instead of the VIP's move.
+	// hang until the timeout too.
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext:       h.lab.Dialer(h.lab.Client()),
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // only reachability is measured
 	}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answered := make(chan time.Time, 1)
+	// last is the latest probe's error, for the failure message.
+	var (
+		mu   sync.Mutex
+		last error
+	)
+	failed := func(err error) { mu.Lock(); last = err; mu.Unlock() }
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		resp, err := c.Get("https://" + endpoint + "/livez")
-		if err == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+endpoint+"/livez", nil)
+			if err != nil {
+				failed(err)
+				return
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				failed(err)
+				return
+			}
 			resp.Body.Close()
-			return time.Now(), nil
-		}
+			select {
+			case answered <- time.Now():
+			default:
+			}
+		}()
 		if err := h.crashLooping(); err != nil {
 			return time.Time{}, err
 		}
 		select {
+		case at := <-answered:
+			return at, nil
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Time{}, fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-tick.C:
 		}
 	}
 }

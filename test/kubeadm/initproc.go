@@ -106,9 +106,18 @@ func mountNode(c InitConfig) error {
 	return nil
 }
 
+// HoldFile is the file in a node's Dir that keeps its PID 1 from starting the
+// kubelet: `systemctl stop kubelet` before `kubeadm reset`, on a node without
+// systemd.
+const HoldFile = "kubelet.hold"
+
 // kubeletArgs returns the kubelet's command line once kubeadm has written its
-// config (kubeadm would start the kubelet through systemd, absent here).
+// config (kubeadm would start the kubelet through systemd, absent here), unless
+// the harness holds the kubelet stopped.
 func kubeletArgs(c InitConfig) ([]string, bool) {
+	if _, err := os.Stat(filepath.Join(c.Dir, HoldFile)); err == nil {
+		return nil, false
+	}
 	if _, err := os.Stat("/var/lib/kubelet/config.yaml"); err != nil {
 		return nil, false
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -143,9 +144,9 @@ func (h *harness) leader() int {
 	return -1
 }
 
-// cutLeader cuts the VIP holder's link and returns how long the API server
-// did not answer through the VIP.
-func (h *harness) cutLeader() time.Duration {
+// cutLeader cuts the VIP holder's link and returns its index and how long the
+// API server did not answer through the VIP.
+func (h *harness) cutLeader() (int, time.Duration) {
 	h.t.Helper()
 	l := h.leader()
 	cut := time.Now()
@@ -156,7 +157,21 @@ func (h *harness) cutLeader() time.Duration {
 	if err != nil {
 		h.t.Fatalf("VIP never answered after cutting %s: %v", h.nodes[l].Name, err)
 	}
-	return back.Sub(cut)
+	return l, back.Sub(cut)
+}
+
+// follower returns the index of the highest-numbered node whose agent is a
+// voter but not the leader, and not one of skip.
+func (h *harness) follower(skip ...int) int {
+	h.t.Helper()
+	l := h.leader()
+	for i := len(h.nodes) - 1; i >= 0; i-- {
+		if i != l && !slices.Contains(skip, i) {
+			return i
+		}
+	}
+	h.t.Fatalf("no follower outside %v (leader %d)", skip, l)
+	return -1
 }
 
 // kubectlRetry runs kubectl until it succeeds or slow has passed.

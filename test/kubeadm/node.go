@@ -225,3 +225,34 @@ func restartOf(path string) int {
 	i, _ := strconv.Atoi(strings.TrimSuffix(filepath.Base(path), ".log"))
 	return i
 }
+
+// StopKubelet stops the node's kubelet and keeps it stopped until
+// StartKubelet, as `systemctl stop kubelet` would: kubeadm reset expects a
+// stopped kubelet, or the kubelet restarts the static pods reset removes.
+func (n *Node) StopKubelet(timeout time.Duration) error {
+	if err := os.WriteFile(filepath.Join(n.Dir, HoldFile), nil, 0o644); err != nil {
+		return fmt.Errorf("node %s: hold the kubelet: %w", n.Name, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		// pkill exits 1 when nothing matched: the kubelet is gone.
+		if _, err := n.Exec("pkill", "-x", "kubelet"); err != nil {
+			if _, err := n.Exec("pgrep", "-x", "kubelet"); err != nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: the kubelet still runs after %s", n.Name, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// StartKubelet lets the node's PID 1 start the kubelet again, once kubeadm has
+// written its config.
+func (n *Node) StartKubelet() error {
+	if err := os.Remove(filepath.Join(n.Dir, HoldFile)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("node %s: release the kubelet: %w", n.Name, err)
+	}
+	return nil
+}
