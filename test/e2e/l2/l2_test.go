@@ -328,11 +328,20 @@ func TestServiceVIPs(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := p.Stop()
+		// The new owner's announcement went out before the client's probes could
+		// reach it, but tcpdump's line of it may not have been read yet.
+		newMAC := l.NodeMAC(e.byName(o.Node).Index).String()
+		if _, ok := pcapture.WaitFor(ctx, func(ln string) bool {
+			cs := lab.Claims([]string{ln}, pv)
+			return len(cs) == 1 && cs[0].MAC == newMAC
+		}); !ok {
+			t.Errorf("the capture never showed the new owner %s claim %s", o.Node, pv)
+		}
 		order, err := lab.SingleSpeaker(lab.Claims(pcapture.Lines(), pv))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{l.NodeMAC(pvictim.Index).String(), l.NodeMAC(e.byName(o.Node).Index).String()}
+		want := []string{l.NodeMAC(pvictim.Index).String(), newMAC}
 		if !slices.Equal(order, want) {
 			t.Errorf("ARP answers for %s came from %v, want the old owner then the new one %v", pv, order, want)
 		}
