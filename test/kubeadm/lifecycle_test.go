@@ -13,8 +13,8 @@ import (
 
 // resetNode retires node i as an operator retires a control-plane machine: the
 // kubelet stopped, `kubeadm reset -f` (its etcd member removed; static pods,
-// certificates and kubelet state deleted), etcd's and raftvip's data dirs wiped. The
-// kubelet stays stopped until the node joins again.
+// certificates and kubelet state deleted) and raftvip's data dir wiped. The
+// kubelet stays stopped.
 func (h *harness) resetNode(i int) {
 	h.t.Helper()
 	n := h.nodes[i]
@@ -26,25 +26,9 @@ func (h *harness) resetNode(i int) {
 		h.t.Fatal(err)
 	}
 	h.t.Logf("kubeadm reset on %s:\n%s", n.Name, out)
-	// kubeadm reset empties /var/lib/etcd before it removes the containers, so
-	// the etcd it just removed from the cluster can write a WAL there again on
-	// its way down; a rejoin would restart from that as the removed member
-	// ("tocommit(801) is out of range [lastIndex(0)]"). Empty it once more.
-	if _, err := n.Exec("find", "/var/lib/etcd", "-mindepth", "1", "-delete"); err != nil {
-		h.t.Fatal(err)
-	}
 	if _, err := n.Exec("rm", "-rf", "/var/lib/raftvip"); err != nil {
 		h.t.Fatal(err)
 	}
-}
-
-// rejoin joins the reset node i again, as a blank machine under its old name.
-func (h *harness) rejoin(i int) {
-	h.t.Helper()
-	if err := h.nodes[i].StartKubelet(); err != nil {
-		h.t.Fatal(err)
-	}
-	h.joinControlPlane(i)
 }
 
 // status reads node i's /raft/status with `raftvip status -o json`.
