@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/raftvip/raftvip/raftstore"
+	"github.com/raftvip/raftvip/test/lab"
 )
 
 // BenchmarkLeaderCPUWith200Workers measures what 200 worker nonvoters cost the
@@ -139,28 +139,17 @@ func termOf(b *testing.B, a *agentProc) uint64 {
 // cpuOver is a's CPU use, user plus system, over d, in percent of one CPU.
 func cpuOver(b *testing.B, a *agentProc, d time.Duration) float64 {
 	b.Helper()
-	t0, c0 := time.Now(), cpuTicks(b, a.cmd.Process.Pid)
-	time.Sleep(d)
-	c1, el := cpuTicks(b, a.cmd.Process.Pid), time.Since(t0)
-	const hz = 100 // USER_HZ on Linux
-	return float64(c1-c0) / hz / el.Seconds() * 100
-}
-
-// cpuTicks reads utime+stime of pid from /proc/PID/stat.
-func cpuTicks(b *testing.B, pid int) uint64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	t0 := time.Now()
+	c0, err := lab.ProcCPU(a.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %q", pid, raw)
+	time.Sleep(d)
+	c1, err := lab.ProcCPU(a.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return utime + stime
+	return float64(c1-c0) / float64(time.Since(t0)) * 100
 }
 
 // busyCPUs keeps every CPU busy with one spinning process each, for at most d;

@@ -17,15 +17,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/raftvip/raftvip/test/lab"
 )
 
 // benchPool has room for 1000 Services: 204 IPv4 and 4096 IPv6 addresses, none
 // of them a lab host's (.11-.15 are the nodes, .50 the client and API server).
 const benchPool = "bench=198.51.100.51-198.51.100.254,2001:db8:100::1000-2001:db8:100::1fff"
-
-// clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on every
-// Linux architecture Go supports).
-const clockTicks = 100
 
 // sample is what one agent looked like at one moment.
 type sample struct {
@@ -65,18 +63,14 @@ func takeSample(tb testing.TB, a *agent) sample {
 	return s
 }
 
-// procStats reads CPU seconds (user+system) from /proc/<pid>/stat and peak and
+// procStats reads CPU seconds (user+system) with lab.ProcCPU and peak and
 // current RSS from /proc/<pid>/status.
 func procStats(tb testing.TB, pid int) (cpu, hwmMB, rssMB float64) {
 	tb.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	used, err := lab.ProcCPU(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
@@ -93,7 +87,7 @@ func procStats(tb testing.TB, pid int) (cpu, hwmMB, rssMB float64) {
 			rssMB = kb / 1024
 		}
 	}
-	return (ut + st) / clockTicks, hwmMB, rssMB
+	return used.Seconds(), hwmMB, rssMB
 }
 
 // parallel runs f(i) for i in [0,n) on workers goroutines and returns the first error.

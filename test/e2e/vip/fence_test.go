@@ -37,13 +37,14 @@ func TestControlPlaneFaultMatrix(t *testing.T) {
 			all := agents.StartLab(t, l, agents.LabOptions{VIPs: []string{vip4, vip6}})
 			f := pick(faults.Kinds(l, bin, 30*time.Second, 2*time.Second), kind)
 			leader := agents.Leader(t, all, 20*time.Second)
-			for _, r := range faults.Run(t, l, leader, []netip.Addr{v4, v6}, echoPort, f, 2*time.Second) {
+			rs := faults.Run(t, l, leader, []netip.Addr{v4, v6}, echoPort, f, 2*time.Second)
+			next := agents.Leader(t, all, 20*time.Second)
+			old, nw := l.NodeMAC(leader.Index).String(), l.NodeMAC(next.Index).String()
+			for _, r := range rs {
 				if err := r.Check(cpGapBudget); err != nil {
 					t.Errorf("%s of the leader %s: %v", kind, leader.Name, err)
 					continue
 				}
-				next := agents.Leader(t, all, 20*time.Second)
-				old, nw := l.NodeMAC(leader.Index).String(), l.NodeMAC(next.Index).String()
 				if len(r.Order) < 2 || r.Order[0] != old || r.Order[len(r.Order)-1] != nw {
 					t.Errorf("%s: answers came from %v; want the old leader %s, then the new one %s", r.VIP, r.Order, old, nw)
 				}
