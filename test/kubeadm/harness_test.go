@@ -86,9 +86,11 @@ func newHarness(t testing.TB, n int) *harness {
 				for _, f := range []string{"init.log", "containerd.log", "kubelet.log"} {
 					t.Logf("%s %s:\n%s", node.Name, f, tail(filepath.Join(dir, f), 40))
 				}
-				logs := node.ContainerLogs("raftvip")
-				for _, f := range logs[max(0, len(logs)-2):] {
-					t.Logf("%s container log %s:\n%s", node.Name, f, tail(f, 60))
+				for _, c := range []string{"raftvip", "etcd"} {
+					logs := node.ContainerLogs(c)
+					for _, f := range logs[max(0, len(logs)-2):] {
+						t.Logf("%s container log %s:\n%s", node.Name, f, tail(f, 60))
+					}
 				}
 			}
 			if err := node.Stop(); err != nil {
