@@ -89,6 +89,9 @@ func TestKubeadmHA(t *testing.T) {
 	for i, n := range h.nodes {
 		if i != gone {
 			rest = append(rest, n.Name)
+			if got := h.status(i).ClusterID; got != cluster {
+				t.Errorf("%s is in cluster %q after %s was retired, want %q", n.Name, got, h.nodes[gone].Name, cluster)
+			}
 		}
 	}
 	h.waitVoters(keep, rest...)
