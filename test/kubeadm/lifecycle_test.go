@@ -13,8 +13,8 @@ import (
 
 // resetNode retires node i as an operator retires a control-plane machine: the
 // kubelet stopped, `kubeadm reset -f` (its etcd member removed; static pods,
-// certificates, kubelet state and etcd's data deleted) and raftvip's data dir
-// wiped. The kubelet stays stopped until the node joins again.
+// certificates and kubelet state deleted) and raftvip's data dir wiped. The
+// kubelet stays stopped.
 func (h *harness) resetNode(i int) {
 	h.t.Helper()
 	n := h.nodes[i]
@@ -29,15 +29,6 @@ func (h *harness) resetNode(i int) {
 	if _, err := n.Exec("rm", "-rf", "/var/lib/raftvip"); err != nil {
 		h.t.Fatal(err)
 	}
-}
-
-// rejoin joins the reset node i again, as a blank machine under its old name.
-func (h *harness) rejoin(i int) {
-	h.t.Helper()
-	if err := h.nodes[i].StartKubelet(); err != nil {
-		h.t.Fatal(err)
-	}
-	h.joinControlPlane(i)
 }
 
 // status reads node i's /raft/status with `raftvip status -o json`.

@@ -226,9 +226,9 @@ func restartOf(path string) int {
 	return i
 }
 
-// StopKubelet stops the node's kubelet and keeps it stopped until
-// StartKubelet, as `systemctl stop kubelet` would: kubeadm reset expects a
-// stopped kubelet, or the kubelet restarts the static pods reset removes.
+// StopKubelet stops the node's kubelet and keeps it stopped, as `systemctl
+// stop kubelet` would: kubeadm reset expects a stopped kubelet, or the kubelet
+// restarts the static pods reset removes.
 func (n *Node) StopKubelet(timeout time.Duration) error {
 	if err := os.WriteFile(filepath.Join(n.Dir, HoldFile), nil, 0o644); err != nil {
 		return fmt.Errorf("node %s: hold the kubelet: %w", n.Name, err)
@@ -246,13 +246,4 @@ func (n *Node) StopKubelet(timeout time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// StartKubelet lets the node's PID 1 start the kubelet again, once kubeadm has
-// written its config.
-func (n *Node) StartKubelet() error {
-	if err := os.Remove(filepath.Join(n.Dir, HoldFile)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("node %s: release the kubelet: %w", n.Name, err)
-	}
-	return nil
 }
