@@ -88,7 +88,9 @@ func TestBarrierIsPerTerm(t *testing.T) {
 
 func TestReadIndexRacingElectionsNeverAnswersFromAnOldTerm(t *testing.T) {
 	// Ask the moment leadership arrives, when the term's no-op is still in flight.
-	c := newCluster(t, 3, newTestCA(t, "raftvip-test-ca"), DefaultTimeouts())
+	// Calm timeouts: raft gives a leadership transfer one election timeout,
+	// and at the default 100 ms a loaded CI machine once ran out of it.
+	c := newCluster(t, 3, newTestCA(t, "raftvip-test-ca"), calmTimeouts())
 	for round := range 4 {
 		l := c.leader()
 		c.apply(allocation(round))
